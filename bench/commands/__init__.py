@@ -1,0 +1,1 @@
+"""The `bench` subcommands, one module per area; each exposes register(app)."""

@@ -1,0 +1,151 @@
+"""One model registry: register builders by name, parse spec strings, build models by spec."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+TORCHVISION_PREFIX = "torchvision:"
+WHOLE_NETWORK_INPUT = (3, 224, 224)
+
+SpecValue = int | float | bool | str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered builder and what kind of thing it builds."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    kind: str  # "network" or "block"
+    family: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str | None = None, *, kind: str = "network", family: str = ""
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a builder under `name` (default: the function's name)."""
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model name {key!r} is already registered")
+        family_name = family or builder.__module__.rsplit(".", 1)[-1]
+        _REGISTRY[key] = ModelEntry(key, builder, kind, family_name)
+        return builder
+
+    return decorate
+
+
+def list_models(pattern: str | None = None, kind: str | None = None) -> list[str]:
+    """Sorted registered names, filtered by a shell-style wildcard and/or kind."""
+    names = [n for n, e in _REGISTRY.items() if kind is None or e.kind == kind]
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return sorted(names)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry for `name`; ValueError listing the closest names when unknown."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise ValueError(f"unknown model {name!r}{hint} (see `bench list models`)")
+
+
+def parse_value(text: str) -> SpecValue:
+    """Turn a spec value into bool, int, float or (otherwise) str."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes"):
+        return True
+    if lowered in ("false", "no"):
+        return False
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
+    """Split `name:key=value,key=value` into the name and typed keyword values."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"model spec must be a non-empty string, got {spec!r}")
+    prefix = ""
+    body = spec.strip()
+    if body.startswith(TORCHVISION_PREFIX):
+        prefix, body = TORCHVISION_PREFIX, body[len(TORCHVISION_PREFIX) :]
+    name, _, arg_text = body.partition(":")
+    kwargs: dict[str, SpecValue] = {}
+    for item in filter(None, (part.strip() for part in arg_text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"bad item {item!r} in model spec {spec!r}: expected key=value")
+        kwargs[key.strip()] = parse_value(value)
+    return prefix + name.strip(), kwargs
+
+
+def format_spec(name: str, kwargs: dict[str, SpecValue]) -> str:
+    """The canonical spec string for a name and keyword values (inverse of parse_spec)."""
+    if not kwargs:
+        return name
+    items = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kwargs.items())
+    return f"{name}:{items}"
+
+
+def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict) -> None:
+    """Reject keywords the builder does not take, naming the allowed ones."""
+    params = inspect.signature(builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [p for p in params if not p.startswith("_")]
+    for key in kwargs:
+        if key not in params:
+            raise ValueError(
+                f"model {name!r} has no option {key!r}; allowed: {', '.join(allowed) or 'none'}"
+            )
+
+
+def _torchvision_model(name: str, kwargs: dict[str, SpecValue]) -> nn.Module:
+    """Torchvision's own model of that name, never with downloaded weights."""
+    import torchvision.models as tvm
+
+    if name not in tvm.list_models():
+        close = difflib.get_close_matches(name, tvm.list_models(), n=5, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise ValueError(f"unknown torchvision model {name!r}{hint}")
+    if kwargs.get("weights") not in (None, "none", False):
+        raise ValueError("torchvision weights are not downloaded here; load a checkpoint instead")
+    kwargs = {k: v for k, v in kwargs.items() if k != "weights"}
+    try:
+        model = tvm.get_model(name, weights=None, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"torchvision model {name!r}: {exc}") from None
+    model.input_shape = WHOLE_NETWORK_INPUT
+    return model
+
+
+def get_model(spec: str, **overrides: SpecValue) -> nn.Module:
+    """Build the model a spec names (`name` or `name:key=value,...`); overrides win over the spec."""
+    name, kwargs = parse_spec(spec)
+    kwargs.update(overrides)
+    if name.startswith(TORCHVISION_PREFIX):
+        model = _torchvision_model(name[len(TORCHVISION_PREFIX) :], kwargs)
+    else:
+        entry = model_entry(name)
+        _check_keywords(name, entry.builder, kwargs)
+        model = entry.builder(**kwargs)
+    model.spec = format_spec(name, kwargs)
+    if not hasattr(model, "input_shape"):
+        model.input_shape = WHOLE_NETWORK_INPUT
+    return model
