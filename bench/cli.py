@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bench.commands import engine, gate, report, runs, training
+from bench.commands import count, engine, gate, report, runs, training
 from bench.errors import BenchError
 from bench.cli_common import stderr
 
@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for area in (engine, runs, training, gate, report):
+for area in (count, engine, runs, training, gate, report):
     area.register(app)
 
 
