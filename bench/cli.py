@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from bench.cli_common import stderr
 from bench.commands import count, engine, gate, report, runs, training
 from bench.errors import BenchError
-from bench.cli_common import stderr
 
 app = typer.Typer(
     name="bench",

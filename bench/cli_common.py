@@ -12,7 +12,9 @@ from rich.console import Console
 stdout = Console()
 stderr = Console(stderr=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document instead of a table.")
+]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
 BatchOption = Annotated[int, typer.Option("--batch", help="Batch size (images per forward).")]
 InputOption = Annotated[

@@ -99,12 +99,14 @@ def format_spec(name: str, kwargs: dict[str, SpecValue]) -> str:
     """The canonical spec string for a name and keyword values (inverse of parse_spec)."""
     if not kwargs:
         return name
-    items = ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kwargs.items())
+    items = ",".join(
+        f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in kwargs.items()
+    )
     return f"{name}:{items}"
 
 
 def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict) -> None:
-    """Reject keywords the builder does not take, naming the allowed ones."""
+    """Reject keywords the builder does not take (naming the allowed ones) or misses."""
     params = inspect.signature(builder).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
@@ -114,6 +116,18 @@ def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict) 
             raise ValueError(
                 f"model {name!r} has no option {key!r}; allowed: {', '.join(allowed) or 'none'}"
             )
+    missing = [
+        p.name
+        for p in params.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and p.name not in kwargs
+    ]
+    if missing:
+        raise ValueError(
+            f"model {name!r} needs option(s) {', '.join(missing)}; e.g. {name}:"
+            + ",".join(f"{m}=..." for m in missing)
+        )
 
 
 def _torchvision_model(name: str, kwargs: dict[str, SpecValue]) -> nn.Module:
@@ -136,7 +150,7 @@ def _torchvision_model(name: str, kwargs: dict[str, SpecValue]) -> nn.Module:
 
 
 def get_model(spec: str, **overrides: SpecValue) -> nn.Module:
-    """Build the model a spec names (`name` or `name:key=value,...`); overrides win over the spec."""
+    """Build the model a spec names (`name` or `name:key=value,...`); overrides win."""
     name, kwargs = parse_spec(spec)
     kwargs.update(overrides)
     if name.startswith(TORCHVISION_PREFIX):

@@ -1,7 +1,132 @@
-"""`bench` commands for this area (filled in by its issue)."""
+"""`bench time` and `bench env`: thin commands over bench.timing and bench.env."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from bench.cli_common import (
+    BatchOption,
+    DeviceOption,
+    DtypeOption,
+    InputOption,
+    JsonFlag,
+    ThreadsOption,
+    fail,
+    print_json,
+    stdout,
+)
+
+SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet18 or g1:c1=128,c2=128.")]
+ChannelsLastFlag = Annotated[
+    bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
+]
+CompileFlag = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the model (compile time reported apart).")
+]
+ModeOption = Annotated[
+    str, typer.Option("--mode", help="infer (forward) or train (forward+backward+SGD step).")
+]
+BudgetOption = Annotated[
+    float, typer.Option("--budget", help="Seconds for warm-up plus sampling (upper bound).")
+]
+CalibrateFlag = Annotated[
+    bool, typer.Option("--calibrate/--no-calibrate", help="Measure GEMM, bandwidth, ref workload.")
+]
+
+
+def time_command(
+    spec: SpecArgument,
+    device: DeviceOption = "cpu",
+    batch: BatchOption = 1,
+    input: InputOption = None,
+    threads: ThreadsOption = None,
+    dtype: DtypeOption = "float32",
+    channels_last: ChannelsLastFlag = False,
+    compile: CompileFlag = False,
+    mode: ModeOption = "infer",
+    budget: BudgetOption = 10.0,
+    json_output: JsonFlag = False,
+) -> None:
+    """Time one model: median/percentile latency (ms), throughput (images/s), raw samples."""
+    from bench.options import parse_dtype, parse_input_shape
+    from bench.timing import measure_latency
+
+    try:
+        result = measure_latency(
+            spec,
+            input_shape=parse_input_shape(input) if input else None,
+            batch=batch,
+            device=device,
+            threads=threads,
+            dtype=parse_dtype(dtype),
+            channels_last=channels_last,
+            compile=compile,
+            mode=mode,
+            budget_s=budget,
+        )
+    except ValueError as exc:  # BenchError is a ValueError; netdefs raises ValueError
+        fail(str(exc))
+    if json_output:
+        print_json({"spec": spec, **result.to_dict()})
+    else:
+        stdout.print(latency_table(spec, result.to_dict()))
+
+
+def latency_table(spec: str, data: dict) -> Table:
+    """A rich table of one latency result (statistics, stop rule, memory, setup)."""
+    table = Table(title=f"latency of {spec}")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for key in ("median_ms", "mean_ms", "p10_ms", "p90_ms", "p99_ms", "iqr_ms"):
+        table.add_row(key, f"{data[key]:.4f}")
+    table.add_row("cv", f"{data['cv']:.4f}")
+    table.add_row("throughput (images/s)", f"{data['throughput']:.2f}")
+    halfwidth = data["rel_halfwidth"]
+    table.add_row("median CI95 half-width", "n/a" if halfwidth is None else f"{halfwidth:.2%}")
+    for key in ("n_samples", "iters_per_sample", "stop_reason", "warmup_iters", "compile_s"):
+        table.add_row(key, str(data[key]))
+    table.add_row(f"peak_mem_bytes ({data['peak_mem_kind']})", f"{data['peak_mem_bytes']:,}")
+    for key in ("device", "threads", "batch", "dtype", "mode"):
+        table.add_row(key, str(data[key]))
+    return table
+
+
+def env_command(
+    calibrate: CalibrateFlag = True,
+    device: DeviceOption = "cpu",
+    json_output: JsonFlag = False,
+) -> None:
+    """Versions, hardware, git state and a calibration of this machine."""
+    from bench.env import collect_env
+
+    try:
+        env = collect_env(calibrate=calibrate, device=device)
+    except ValueError as exc:
+        fail(str(exc))
+    if json_output:
+        print_json(env)
+    else:
+        stdout.print(env_table(env))
+
+
+def env_table(env: dict) -> Table:
+    """A two-column rich table of the environment, calibration rows prefixed."""
+    table = Table(title="environment")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in env.items():
+        if key != "calibration":
+            table.add_row(key, str(value))
+    for key, value in (env.get("calibration") or {}).items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        table.add_row(f"calibration.{key}", shown)
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `time` and `env` to the app."""
+    app.command("time")(time_command)
+    app.command("env")(env_command)
