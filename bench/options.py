@@ -24,7 +24,8 @@ def parse_input_shape(text: str | list | tuple) -> tuple[int, int, int]:
     """Turn `CxHxW` (or a 3-item list) into a tuple of three positive ints."""
     if isinstance(text, list | tuple):
         values = tuple(text)
-        ok = len(values) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+        ok = len(values) == 3 and ints
     else:
         match = _SHAPE.match(str(text))
         ok = match is not None
