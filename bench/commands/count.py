@@ -1,7 +1,134 @@
-"""`bench` commands for this area (filled in by its issue)."""
+"""`bench count`: params, mult-adds, flops and memory access cost of one model (bench.counting)."""
 
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
 import typer
+from rich.table import Table
+
+from bench.cli_common import (
+    BatchOption,
+    DtypeOption,
+    InputOption,
+    JsonFlag,
+    fail,
+    print_json,
+    stderr,
+    stdout,
+)
+
+SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet50 or g1:c1=128,c2=128.")]
+PerLayerFlag = Annotated[
+    bool, typer.Option("--per-layer", help="Also print per-op and per-layer tables.")
+]
+FvcoreFlag = Annotated[
+    bool, typer.Option("--fvcore", help="Also run fvcore's FlopCountAnalysis (slow, real CPU).")
+]
+
+COUNT_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
+BYTE_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
+
+
+def human_count(value: float) -> str:
+    """A count with an SI prefix (4.09 G)."""
+    for scale, prefix in COUNT_PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}"
+    return f"{value:g}"
+
+
+def human_bytes(value: float) -> str:
+    """A byte count with a binary prefix (97.5 MiB)."""
+    for scale, prefix in BYTE_PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}"
+    return f"{value:g} B"
+
+
+def totals_table(spec: str, data: dict) -> Table:
+    """Rich table of the totals: exact value and human units side by side."""
+    setup = f"input {data['input']}, batch {data['batch']}, {data['dtype']}"
+    table = Table(title=f"cost of {spec}", caption=setup)
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_column("human", justify="right")
+    for key in ("params", "mult_adds", "flops", "mac_elements", "mult_adds_fvcore"):
+        if data.get(key) is not None:
+            table.add_row(key, f"{data[key]:,}", human_count(data[key]))
+    for key in ("mac_bytes", "activation_peak_bytes"):
+        table.add_row(key, f"{data[key]:,}", human_bytes(data[key]))
+    return table
+
+
+def per_op_rich(per_op: pd.DataFrame) -> Table:
+    """Rich table of the per-op totals."""
+    table = Table(title="per aten op")
+    for column in ("op", "kind", "calls", "mult_adds", "mac_bytes"):
+        table.add_column(column, justify="left" if column in ("op", "kind") else "right")
+    for row in per_op.itertuples():
+        table.add_row(
+            row.op, row.kind, str(row.calls), human_count(row.mult_adds), human_bytes(row.mac_bytes)
+        )
+    return table
+
+
+def per_layer_rich(per_layer: pd.DataFrame) -> Table:
+    """Rich table of every non-free op call: module, op, output shape, costs and shares."""
+    table = Table(title="per layer (module path, innermost module)")
+    columns = ("module", "op", "output shape", "mult_adds", "share", "mac_bytes", "share")
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[:3] else "right")
+    for row in per_layer.itertuples():
+        table.add_row(
+            row.module or "(root)",
+            row.op.removeprefix("aten."),
+            row.output_shape,
+            human_count(row.mult_adds),
+            f"{row.mult_adds_share:.1%}",
+            human_bytes(row.mac_bytes),
+            f"{row.mac_share:.1%}",
+        )
+    return table
+
+
+def count_command(
+    spec: SpecArgument,
+    input: InputOption = None,
+    batch: BatchOption = 1,
+    dtype: DtypeOption = "float32",
+    per_layer: PerLayerFlag = False,
+    fvcore: FvcoreFlag = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Params, mult-adds (flops = 2x), memory access cost and activation peak of one forward."""
+    from bench.counting import count
+
+    try:
+        result = count(spec, input_shape=input, batch=batch, dtype=dtype, fvcore=fvcore)
+    except ValueError as exc:  # BenchError is a ValueError; netdefs raises ValueError
+        fail(str(exc))
+    if result.unhandled:
+        listed = ", ".join(f"{op} x{calls}" for op, calls in result.unhandled.items())
+        stderr.print(
+            f"[yellow]warning:[/] ops without a cost handler (MAC by the generic rule, "
+            f"0 mult-adds): {listed}",
+            highlight=False,
+        )
+    if json_output:
+        payload = {"spec": spec, **result.to_dict()}
+        if per_layer:
+            payload["per_op"] = result.per_op.to_dict(orient="records")
+            payload["per_layer"] = result.per_layer.to_dict(orient="records")
+        print_json(payload)
+        return
+    stdout.print(totals_table(spec, result.to_dict()))
+    if per_layer:
+        stdout.print(per_op_rich(result.per_op))
+        stdout.print(per_layer_rich(result.per_layer))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `count` to the app."""
+    app.command("count")(count_command)
