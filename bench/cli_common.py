@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 stdout = Console()
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document instead of a table.")
