@@ -3,7 +3,7 @@
 `collect_env()` is JSON-ready and is stored with every run. Calibration runs in the calling
 process: best-of-N fp32 GEMM FLOP/s, best-of-N tensor-copy bandwidth (bytes read + written per
 second) and the median latency of a fixed small conv stack (`reference_net`) timed with
-`measure_latency` at batch 1, the number `compare` uses to normalise latency across machines.
+`measure_latency` at batch 1 (one thread on CPU), the number `compare` uses to normalise latency across machines.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ COPY_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 CALIBRATION_REPEATS = 3
 REF_WORKLOAD = "ref_convstack_v1: 3x64x64 input, 4x (3x3 conv 32ch + BN + ReLU), pool, fc10"
 REF_BUDGET_S = 1.5
+REF_THREADS = {"cpu": 1, "cuda": None}  # one CPU thread: steady on shared machines, comparable
 
 
 def reference_net() -> nn.Sequential:
@@ -77,7 +78,11 @@ def copy_bytes_per_s(device: str, repeats: int = CALIBRATION_REPEATS) -> float:
 def run_calibration(device: str = "cpu") -> dict:
     """GEMM FLOP/s, copy bandwidth and the reference workload's median latency on `device`."""
     latency = measure_latency(
-        reference_net(), input_shape=(3, 64, 64), device=device, budget_s=REF_BUDGET_S
+        reference_net(),
+        input_shape=(3, 64, 64),
+        device=device,
+        threads=REF_THREADS[device],
+        budget_s=REF_BUDGET_S,
     )
     return {
         "device": device,
@@ -85,6 +90,7 @@ def run_calibration(device: str = "cpu") -> dict:
         "copy_bytes_per_s": copy_bytes_per_s(device),
         "ref_workload": REF_WORKLOAD,
         "ref_workload_ms": latency.median_ms,
+        "ref_workload_threads": latency.threads,
         "ref_workload_stop_reason": latency.stop_reason,
     }
 
