@@ -3,7 +3,8 @@
 `collect_env()` is JSON-ready and is stored with every run. Calibration runs in the calling
 process: best-of-N fp32 GEMM FLOP/s, best-of-N tensor-copy bandwidth (bytes read + written per
 second) and the median latency of a fixed small conv stack (`reference_net`) timed with
-`measure_latency` at batch 1 (one thread on CPU), the number `compare` uses to normalise latency across machines.
+`measure_latency` at batch 1 (one thread on CPU), the number `compare` uses to normalise latency
+across machines.
 """
 
 from __future__ import annotations

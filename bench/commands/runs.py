@@ -1,7 +1,219 @@
-"""`bench` commands for this area (filled in by its issue)."""
+"""`bench run`, `bench list`, `bench show`, `bench merge`: thin commands over the runner."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import pandas as pd
 import typer
+from rich.table import Table
+
+from bench.cli_common import fail, stderr, stdout
+
+if TYPE_CHECKING:
+    from bench.summary import GuidelineSummary
+
+LIST_WHAT = ("models", "blocks", "suites")
+TABLE_COLUMNS = {  # column -> (header, format)
+    "model": ("model", "{}"),
+    "device": ("dev", "{}"),
+    "batch": ("b", "{}"),
+    "status": ("status", "{}"),
+    "params": ("params M", "{:.3g}"),
+    "mult_adds": ("mult-adds M", "{:.4g}"),
+    "latency_ms_median": ("median ms", "{:.3f}"),
+    "throughput": ("images/s", "{:.1f}"),
+    "ref_throughput": ("paper", "{:g}"),
+    "ref_unit": ("paper unit", "{}"),
+    "error": ("error", "{}"),
+}
+MILLIONS = ("params", "mult_adds")
+
+SuiteArgument = Annotated[str, typer.Argument(help="Suite YAML file, or a shipped suite's name.")]
+OutOption = Annotated[
+    Path | None, typer.Option("--out", help="Run folder (default results/<suite>/<time>-<commit>).")
+]
+FilterOption = Annotated[
+    str | None, typer.Option("--filter", help="Only cases whose id or model matches this glob.")
+]
+QuickFlag = Annotated[bool, typer.Option("--quick", help="Cap every latency budget (smoke run).")]
+ResumeOption = Annotated[
+    str | None, typer.Option("--resume", help="Continue a run folder, or 'latest' of this suite.")
+]
+ShardOption = Annotated[
+    str | None, typer.Option("--shard", help="K/N: run every N-th case from the K-th (0-based).")
+]
+DataOption = Annotated[
+    str | None, typer.Option("--data", help="Image folder for the suite's fine-tune cases.")
+]
+ProgressFlag = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
+]
+CalibrateFlag = Annotated[
+    bool, typer.Option("--calibrate/--no-calibrate", help="Calibrate the machine into env.json.")
+]
+
+
+def run_command(
+    suite: SuiteArgument,
+    out: OutOption = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Override defaults.device.")
+    ] = None,
+    filter: FilterOption = None,
+    quick: QuickFlag = False,
+    resume: ResumeOption = None,
+    shard: ShardOption = None,
+    data: DataOption = None,
+    progress: ProgressFlag = True,
+    calibrate: CalibrateFlag = True,
+) -> None:
+    """Run a suite: one row per case in a run folder; prints a summary at the end."""
+    from bench.results import load_run
+    from bench.runner import run_suite
+
+    try:
+        run_dir = run_suite(
+            suite, out, device, filter, quick, resume, shard, data, progress, calibrate
+        )
+        run = load_run(run_dir)
+    except ValueError as exc:  # BenchError included
+        fail(str(exc))
+    print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
+    stderr.print(f"run folder: {run_dir}", highlight=False)
+
+
+def print_run(rows: pd.DataFrame, title: str) -> None:
+    """The results table and, for guideline rows, the comparison with the paper."""
+    from bench.summary import guideline_summaries, guideline_verdicts
+
+    stdout.print(results_table(rows, title))
+    if "note" in rows.columns:
+        notes = rows.dropna(subset=["note"]).drop_duplicates(subset=["model", "note"])
+        for _, row in notes.iterrows():
+            stdout.print(f"note: {row['model']}: {row['note']}", highlight=False)
+    summaries = guideline_summaries(rows)
+    for summary in summaries:
+        if summary.table["ours"].notna().any():
+            stdout.print(summary_table(summary))
+    for sentence in guideline_verdicts(summaries):
+        stdout.print(sentence, highlight=False)
+
+
+def _cell(value: object, pattern: str) -> str:
+    """One table cell ('' for missing values)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    try:
+        return pattern.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def results_table(rows: pd.DataFrame, title: str) -> Table:
+    """A rich table of a run's main columns (those with any value)."""
+    columns = [c for c in TABLE_COLUMNS if c in rows.columns and rows[c].notna().any()]
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
+    for _, row in rows.iterrows():
+        values = [row[c] / 1e6 if c in MILLIONS and pd.notna(row[c]) else row[c] for c in columns]
+        table.add_row(
+            *(_cell(v, TABLE_COLUMNS[c][1]) for c, v in zip(columns, values, strict=True))
+        )
+    return table
+
+
+def summary_table(summary: GuidelineSummary) -> Table:
+    """A rich table of one GuidelineSummary: ours beside the paper's, with the verdict."""
+    rho = summary.spearman
+    ratio_ours, ratio_paper = summary.ratio_ours, summary.ratio_paper
+    caption = (
+        f"Spearman {'n/a' if rho is None else f'{rho:.2f}'}; fastest/slowest: ours "
+        f"{'n/a' if ratio_ours is None else f'{ratio_ours:.2f}'}, paper "
+        f"{'n/a' if ratio_paper is None else f'{ratio_paper:.2f}'}\n{summary.sentence}"
+    )
+    unit = summary.table["unit"].iloc[0]
+    title = f"{summary.guideline} {summary.column} on {summary.device} ({unit})"
+    table = Table(title=title, caption=caption)
+    for header in ("config", f"ours ({unit})", f"paper ({unit})", "ours norm", "paper norm"):
+        config = header == "config"
+        table.add_column(header, justify="left" if config else "right", no_wrap=config)
+    for _, row in summary.table.iterrows():
+        cells = [_cell(row[k], "{:.2f}") for k in ("ours", "paper", "ours_norm", "paper_norm")]
+        table.add_row(str(row["config"]), *cells)
+    return table
+
+
+def list_command(
+    what: Annotated[str, typer.Argument(help="models, blocks or suites.")],
+    pattern: Annotated[
+        str | None, typer.Option("--pattern", help="Shell wildcard on model names.")
+    ] = None,
+) -> None:
+    """List registered networks, guideline blocks, or the shipped suites."""
+    if what not in LIST_WHAT:
+        fail(f"bench list {what!r}: expected one of: {', '.join(LIST_WHAT)}")
+    if what == "suites":
+        stdout.print(suites_table())
+        return
+    from netdefs import list_models
+
+    kind = "network" if what == "models" else "block"
+    for name in list_models(pattern, kind=kind):
+        stdout.print(name, highlight=False)
+
+
+def suites_table() -> Table:
+    """A table of suites/*.yaml with their descriptions (unreadable files say why)."""
+    import yaml
+
+    from bench.runner import SUITES_DIR
+
+    table = Table(title=f"suites in {SUITES_DIR}")
+    table.add_column("suite")
+    table.add_column("description")
+    for path in sorted(SUITES_DIR.glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            description = str(data.get("description", "")) if isinstance(data, dict) else ""
+        except yaml.YAMLError:
+            description = "(not valid YAML)"
+        table.add_row(path.stem, description)
+    return table
+
+
+def show_command(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+) -> None:
+    """Show a run folder as a table (plus the guideline comparison where it applies)."""
+    from bench.results import load_run
+
+    try:
+        loaded = load_run(run)
+    except ValueError as exc:
+        fail(str(exc))
+    print_run(loaded.rows, f"{loaded.env.get('suite')}: {run}")
+
+
+def merge_command(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to join (e.g. shards).")],
+    out: Annotated[Path, typer.Option("--out", help="The merged run folder (new).")],
+) -> None:
+    """Join run folders (shards of one suite, or runs on several machines) into one."""
+    from bench.results import merge_runs
+
+    try:
+        merged = merge_runs(list(runs), out)
+    except ValueError as exc:
+        fail(str(exc))
+    stderr.print(f"merged {len(runs)} run(s) into {merged}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `run`, `list`, `show` and `merge` to the app."""
+    app.command("run")(run_command)
+    app.command("list")(list_command)
+    app.command("show")(show_command)
+    app.command("merge")(merge_command)

@@ -1,0 +1,364 @@
+"""Run a suite: one row per case, written atomically as each case finishes; resumable, shardable.
+
+`run_suite` expands the suite, picks this shard's cases, skips those a resumed run already
+finished (status ok or skipped; error rows are tried again and replaced), measures each one
+(counts + latency, or a fine-tune), turns any exception into an `error` row and CUDA cases on a
+machine without CUDA into `skipped` rows, and rewrites results.csv/parquet and samples.jsonl
+after every case. The measurement function is injectable so tests can use tiny fakes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench.errors import BenchError
+from bench.results import (
+    ENV_JSON,
+    RESULTS_FORMAT_VERSION,
+    check_format_version,
+    read_json,
+    read_rows,
+    read_samples,
+    write_epochs,
+    write_json,
+    write_rows,
+    write_samples,
+    write_yaml,
+)
+from bench.suite import Case, Suite, load_suite, parse_shard, select_cases
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SUITES_DIR = REPO_ROOT / "suites"
+RESULTS_DIR = Path("results")
+QUICK_BUDGET_S = 0.3
+FINISHED = ("ok", "skipped")
+ENV_ROW_KEYS = ("hostname", "cpu_model", "gpu_name", "torch")
+MAX_ERROR_CHARS = 400
+LATENCY_STATS = ("median", "mean", "p10", "p90", "p99", "iqr")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a measurement needs besides its case."""
+
+    run_dir: Path
+    quick: bool = False
+    data: str | None = None
+
+
+@dataclass
+class Measurement:
+    """A measured case: result columns, raw latency samples (ms) and fine-tune epochs."""
+
+    row: dict[str, Any]
+    samples_ms: list[float] | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+
+Measure = Callable[[Case, RunContext], Measurement]
+
+
+def case_budget(case: Case, quick: bool) -> float:
+    """The case's latency budget in seconds (shrunk to QUICK_BUDGET_S by --quick)."""
+    return min(case.budget_s, QUICK_BUDGET_S) if quick else case.budget_s
+
+
+def count_columns(case: Case) -> dict[str, Any]:
+    """params, mult_adds, flops, mac_elements, mac_bytes per image (batch 1) via bench.counting."""
+    from bench.counting import count
+    from bench.options import parse_dtype
+
+    result = count(case.model, input_shape=case.input, batch=1, dtype=parse_dtype(case.dtype))
+    data = result.to_dict()
+    row = {key: data[key] for key in ("params", "mult_adds", "flops", "mac_elements", "mac_bytes")}
+    unhandled = data.get("unhandled") or {}
+    row["unhandled_ops"] = ",".join(sorted(unhandled)) or None
+    return row
+
+
+def latency_columns(case: Case, quick: bool) -> tuple[dict[str, Any], list[float]]:
+    """Latency statistics (ms), throughput (images/s), batches/s and the raw samples."""
+    from bench.options import parse_dtype
+    from bench.timing import measure_latency
+
+    result = measure_latency(
+        case.model,
+        input_shape=case.input,
+        batch=case.batch,
+        device=case.device,
+        threads=case.threads,
+        dtype=parse_dtype(case.dtype),
+        channels_last=case.channels_last,
+        mode=case.mode,
+        budget_s=case_budget(case, quick),
+    )
+    row = {f"latency_ms_{k}": getattr(result, f"{k}_ms") for k in LATENCY_STATS}
+    row.update(
+        cv=result.cv,
+        n_samples=result.n_samples,
+        stop_reason=result.stop_reason,
+        throughput=result.throughput,
+        batches_per_s=result.throughput / case.batch,
+        peak_mem_bytes=result.peak_mem_bytes,
+        threads=result.threads,
+    )
+    return row, list(result.samples_ms)
+
+
+def measure_case(case: Case, ctx: RunContext) -> Measurement:
+    """The real measurement: counts and latency, or a fine-tune plus both."""
+    row: dict[str, Any] = {}
+    epochs: list[dict[str, Any]] = []
+    if case.kind == "finetune":
+        row, epochs = finetune_columns(case, ctx)
+    if "count" in case.metrics:
+        row.update(count_columns(case))
+    samples = None
+    if "latency" in case.metrics:
+        timing, samples = latency_columns(case, ctx.quick)
+        row.update(timing)
+    return Measurement(row, samples, epochs)
+
+
+def finetune_columns(case: Case, ctx: RunContext) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run bench.train.finetune for a `kind: finetune` case; its row and epoch rows."""
+    from bench.train import finetune, parse_train_options
+
+    options = parse_train_options(dict(case.train), f"{case.case_id}: train")
+    outcome = finetune(case.model, options, ctx.run_dir, case.device, ctx.data)
+    epochs = [{"case_id": case.case_id, **epoch} for epoch in outcome.epochs]
+    return dict(outcome.row), epochs
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: the message (type name added unless it is a BenchError)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, BenchError):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:MAX_ERROR_CHARS]
+
+
+def run_case(case: Case, ctx: RunContext, measure: Measure, env_row: dict) -> Measurement:
+    """Measure one case; CUDA-less cuda cases are skipped, exceptions become error rows."""
+    base = {**case.base_row(), **env_row}
+    if case.device == "cuda" and not torch.cuda.is_available():
+        reason = "CUDA is not available on this machine"
+        return Measurement({**base, "status": "skipped", "error": reason})
+    try:
+        measured = measure(case, ctx)
+    except Exception as exc:  # any failure of one case must not stop the run
+        return Measurement({**base, "status": "error", "error": one_line(exc)})
+    row = {**base, **{k: v for k, v in measured.row.items() if v is not None}, "status": "ok"}
+    return Measurement(row, measured.samples_ms, measured.epochs)
+
+
+class RunState:
+    """The rows, samples and epochs of one run folder, rewritten atomically after each case."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        frame = read_rows(run_dir)
+        self.rows: dict[str, dict] = {r["case_id"]: r for r in frame.to_dict("records")}
+        self.samples = read_samples(run_dir)
+        epochs_path = run_dir / "epochs.csv"
+        self.epochs = _read_epochs(epochs_path) if epochs_path.exists() else []
+
+    def finished(self) -> set[str]:
+        """Case ids that need no new measurement."""
+        return {cid for cid, row in self.rows.items() if row.get("status") in FINISHED}
+
+    def record(self, case: Case, measured: Measurement) -> None:
+        """Add (or replace) one case's row, samples and epochs and rewrite the files."""
+        self.rows[case.case_id] = measured.row
+        write_rows(self.run_dir, self.rows.values())
+        if measured.samples_ms is not None:
+            self.samples[case.case_id] = measured.samples_ms
+            write_samples(self.run_dir, self.samples)
+        if measured.epochs:
+            self.epochs = [e for e in self.epochs if e.get("case_id") != case.case_id]
+            self.epochs += measured.epochs
+            write_epochs(self.run_dir, self.epochs)
+
+
+def _read_epochs(path: Path) -> list[dict]:
+    """Existing epoch rows of a resumed run."""
+    import pandas as pd
+
+    return pd.read_csv(path).to_dict("records")
+
+
+def resolve_suite_path(suite: str | Path) -> Path:
+    """A suite file path, or a shipped suite's name (`smoke` -> suites/smoke.yaml)."""
+    path = Path(suite)
+    if path.exists() or path.suffix:
+        return path
+    shipped = SUITES_DIR / f"{suite}.yaml"
+    return shipped if shipped.exists() else path
+
+
+def default_run_dir(suite: str, shard: tuple[int, int] | None, root: Path = RESULTS_DIR) -> Path:
+    """results/<suite>/<UTC timestamp>-<commit8>[-shardKofN], made unique if taken."""
+    from bench.env import git_commit
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{stamp}-{git_commit()[:8]}" + (f"-shard{shard[0]}of{shard[1]}" if shard else "")
+    path, n = root / suite / name, 2
+    while path.exists():
+        path, n = root / suite / f"{name}-{n}", n + 1
+    return path
+
+
+def latest_run_dir(suite: str, root: Path = RESULTS_DIR) -> Path:
+    """The newest run folder of a suite under results/ (BenchError if there is none)."""
+    runs = sorted(p for p in (root / suite).glob("*") if (p / ENV_JSON).exists())
+    if not runs:
+        raise BenchError(f"--resume latest: no run of suite {suite!r} under {root / suite}")
+    return runs[-1]
+
+
+def resume_dir(suite: Suite, resume: str | Path) -> Path:
+    """The run folder to resume ('latest' or a path), checked to be a run of this suite."""
+    run_dir = latest_run_dir(suite.name) if str(resume) == "latest" else Path(resume)
+    env = read_json(run_dir / ENV_JSON)
+    if not env:
+        raise BenchError(f"--resume {str(run_dir)!r}: not a run folder (no {ENV_JSON})")
+    check_format_version(run_dir / ENV_JSON, env)
+    if env.get("suite") != suite.name:
+        raise BenchError(
+            f"--resume {str(run_dir)!r}: that is a run of suite {env.get('suite')!r}, "
+            f"not {suite.name!r}"
+        )
+    return run_dir
+
+
+def start_run(
+    run_dir: Path, suite: Suite, cases: list[Case], calibrate: bool, meta: dict[str, Any]
+) -> dict:
+    """Create the run folder with env.json (calibrated) and suite.yaml; return the env."""
+    from bench.env import collect_env
+
+    if (run_dir / ENV_JSON).exists():
+        raise BenchError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wants_cuda = any(c.device == "cuda" for c in cases) and torch.cuda.is_available()
+    env = collect_env(calibrate=calibrate, device="cuda" if wants_cuda else "cpu")
+    write_json(run_dir / ENV_JSON, {**env, **meta})
+    write_yaml(run_dir / "suite.yaml", suite.to_dict())
+    return env
+
+
+def note_resume(run_dir: Path) -> dict:
+    """Record this resume in env.json (time and host); return this process's light env."""
+    from bench.env import collect_env
+
+    env = collect_env(calibrate=False)
+    stored = read_json(run_dir / ENV_JSON)
+    resumes = [*stored.get("resumes", []), {k: env[k] for k in ("timestamp", "hostname")}]
+    write_json(run_dir / ENV_JSON, {**stored, "resumes": resumes})
+    return env
+
+
+@contextmanager
+def progress_bar(enabled: bool, total: int, done: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on stderr (case k of n, elapsed, ETA); yields `advance(case_id)`."""
+    if not enabled:
+        yield lambda _case_id: None
+        return
+    from bench.cli_common import stderr
+
+    columns = (
+        TextColumn("case"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        task = progress.add_task("", total=total, completed=done)
+        yield lambda case_id: progress.update(task, advance=1, description=case_id)
+
+
+def run_suite(
+    suite_path: str | Path,
+    out: str | Path | None = None,
+    device: str | None = None,
+    filter: str | None = None,
+    quick: bool = False,
+    resume: str | Path | None = None,
+    shard: str | tuple[int, int] | None = None,
+    data: str | None = None,
+    progress: bool = True,
+    calibrate: bool = True,
+    measure: Measure | None = None,
+) -> Path:
+    """Run (or resume) a suite and return its run folder."""
+    suite = load_suite(resolve_suite_path(suite_path), device=device)
+    shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else shard
+    cases = select_cases(suite.cases, filter, shard_kn)
+    if resume is not None:
+        run_dir = resume_dir(suite, resume)
+        env = note_resume(run_dir)
+    else:
+        run_dir = Path(out) if out else default_run_dir(suite.name, shard_kn)
+        env = start_run(run_dir, suite, cases, calibrate, run_meta(suite, shard_kn, filter, quick))
+    measure_pending(run_dir, cases, RunContext(run_dir, quick, data), env, measure, progress)
+    return run_dir
+
+
+def measure_pending(
+    run_dir: Path,
+    cases: list[Case],
+    ctx: RunContext,
+    env: dict,
+    measure: Measure | None,
+    progress: bool,
+) -> None:
+    """Measure the cases the run folder does not hold yet, recording each row as it finishes."""
+    state = RunState(run_dir)
+    pending = [c for c in cases if c.case_id not in state.finished()]
+    env_row = {key: env.get(key) for key in ENV_ROW_KEYS}
+    if progress:
+        _log(f"run folder: {run_dir} ({len(pending)} of {len(cases)} cases to run)")
+    with progress_bar(progress, len(cases), len(cases) - len(pending)) as advance:
+        for case in pending:
+            state.record(case, run_case(case, ctx, measure or measure_case, env_row))
+            advance(case.case_id)
+
+
+def _log(message: str) -> None:
+    """One diagnostic line on stderr."""
+    from bench.cli_common import stderr
+
+    stderr.print(message, highlight=False)
+
+
+def run_meta(
+    suite: Suite, shard: tuple[int, int] | None, pattern: str | None, quick: bool
+) -> dict[str, Any]:
+    """The run-level fields stored in env.json beside collect_env()."""
+    return {
+        "results_format_version": RESULTS_FORMAT_VERSION,
+        "suite": suite.name,
+        "suite_file": str(suite.path),
+        "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+        "filter": pattern,
+        "quick": quick,
+        "quick_budget_s": QUICK_BUDGET_S if quick else None,
+    }

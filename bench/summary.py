@@ -1,0 +1,181 @@
+"""Guideline summaries: our throughput beside the ShuffleNet V2 paper's, per table and device.
+
+Rows of a run whose `group` is G1..G4 and that carry `ref_throughput`, `ref_config` and
+`ref_column` are grouped per guideline, device, paper platform and table column (x1/x2/x4 for
+G1-G2, c=<width> for G3-G4), since only configurations of one column have equal FLOPs. Units
+follow the paper: GPU tables in batches/s, ARM (here CPU) tables in images/s, stated in `unit`.
+
+Criterion: a column *reproduced* when at least MIN_CONFIGS configurations were measured, the
+Spearman rank correlation of our throughputs with the paper's is >= SPEARMAN_MIN, and our fastest
+configuration is one of the paper's fastest. `ratio_*` is fastest / slowest throughput (= the
+slowest configuration's latency over the fastest's), so 1.0 means no difference.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+from scipy.stats import spearmanr
+
+SPEARMAN_MIN = 0.8
+MIN_CONFIGS = 3
+GUIDELINE_GROUP = re.compile(r"^G[1-4]$")
+NEEDED = ("group", "device", "ref_throughput", "ref_config", "ref_column")
+
+
+@dataclass(frozen=True)
+class GuidelineSummary:
+    """One guideline table column on one device: ours beside the paper's, and the verdict."""
+
+    guideline: str
+    device: str
+    table: pd.DataFrame  # config, ours, paper, ours_norm, paper_norm, unit
+    spearman: float | None
+    ratio_ours: float | None
+    ratio_paper: float | None
+    reproduced: bool | None
+    sentence: str
+    column: str = ""
+    platform: str = ""
+
+
+def guideline_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that belong to a guideline table (empty frame when there are none)."""
+    if any(col not in rows.columns for col in NEEDED):
+        return rows.iloc[0:0]
+    mask = rows["group"].astype(str).str.match(GUIDELINE_GROUP) & rows["ref_throughput"].notna()
+    return rows[mask]
+
+
+def ours_in_unit(row: pd.Series) -> float:
+    """Our throughput in the paper's unit (batches/s for GPU tables, else images/s); NaN if none."""
+    if row.get("status") != "ok":
+        return math.nan
+    key = "batches_per_s" if row.get("ref_unit") == "batches/s" else "throughput"
+    value = row.get(key)
+    return float(value) if value is not None and not pd.isna(value) else math.nan
+
+
+def comparison_table(group: pd.DataFrame) -> pd.DataFrame:
+    """config, ours, paper and both normalised to the table's first row, plus the unit."""
+    ours = group.apply(ours_in_unit, axis=1).astype(float)
+    paper = group["ref_throughput"].astype(float)
+    unit = group["ref_unit"] if "ref_unit" in group.columns else "images/s"
+    table = pd.DataFrame(
+        {"config": group["ref_config"].astype(str), "ours": ours, "paper": paper, "unit": unit}
+    ).reset_index(drop=True)
+    table["ours_norm"] = table["ours"] / table["ours"].iloc[0]
+    table["paper_norm"] = table["paper"] / table["paper"].iloc[0]
+    return table[["config", "ours", "paper", "ours_norm", "paper_norm", "unit"]]
+
+
+def rank_correlation(table: pd.DataFrame) -> float | None:
+    """Spearman's rho between ours and the paper's (None below MIN_CONFIGS or if undefined)."""
+    both = table.dropna(subset=["ours", "paper"])
+    if len(both) < MIN_CONFIGS:
+        return None
+    rho = spearmanr(both["ours"], both["paper"]).statistic
+    return None if pd.isna(rho) else float(rho)
+
+
+def spread(values: pd.Series) -> float | None:
+    """Fastest over slowest throughput (None if nothing was measured)."""
+    values = values.dropna()
+    if values.empty or values.min() <= 0:
+        return None
+    return float(values.max() / values.min())
+
+
+def same_fastest(table: pd.DataFrame) -> bool:
+    """Whether our fastest configuration is among the paper's fastest (ties allowed)."""
+    both = table.dropna(subset=["ours", "paper"])
+    ours_best = both.loc[both["ours"].idxmax(), "config"]
+    return ours_best in set(both.loc[both["paper"] == both["paper"].max(), "config"])
+
+
+def verdict(table: pd.DataFrame, rho: float | None) -> bool | None:
+    """Reproduced (True/False) by the module's criterion, None when it cannot be decided."""
+    if rho is None:
+        return None
+    return rho >= SPEARMAN_MIN and same_fastest(table)
+
+
+def sentence_for(name: str, table: pd.DataFrame, rho: float | None, ok: bool | None) -> str:
+    """One plain sentence saying whether the guideline reproduced in this column."""
+    if ok is None:
+        measured = int(table["ours"].notna().sum())
+        return f"{name}: undecided, only {measured} configuration(s) with a usable ranking."
+    both = table.dropna(subset=["ours", "paper"])
+    fastest = both.loc[both["ours"].idxmax(), "config"]
+    paper_fastest = both.loc[both["paper"].idxmax(), "config"]
+    if ok:
+        return (
+            f"{name}: reproduced; our ranking follows the paper's (Spearman {rho:.2f}) "
+            f"and {fastest} is fastest in both."
+        )
+    return (
+        f"{name}: not reproduced on this machine; Spearman {rho:.2f} "
+        f"(needs >= {SPEARMAN_MIN}), fastest here {fastest}, in the paper {paper_fastest}."
+    )
+
+
+def summarize_group(keys: tuple, group: pd.DataFrame) -> GuidelineSummary:
+    """One GuidelineSummary from the rows of one guideline/device/platform/column."""
+    guideline, device, platform, column = keys
+    table = comparison_table(group)
+    rho = rank_correlation(table)
+    ok = verdict(table, rho)
+    name = f"{guideline} {column} on {device} (paper: {platform or '?'}, {table['unit'].iloc[0]})"
+    return GuidelineSummary(
+        guideline=guideline,
+        device=device,
+        table=table,
+        spearman=rho,
+        ratio_ours=spread(table["ours"]),
+        ratio_paper=spread(table["paper"]),
+        reproduced=ok,
+        sentence=sentence_for(name, table, rho, ok),
+        column=column,
+        platform=platform,
+    )
+
+
+def guideline_summaries(rows: pd.DataFrame) -> list[GuidelineSummary]:
+    """Per guideline table column and device: ours vs the paper, Spearman, spread, verdict."""
+    selected = guideline_rows(rows).copy()
+    if selected.empty:
+        return []
+    if "ref_platform" not in selected.columns:
+        selected["ref_platform"] = ""
+    selected["ref_platform"] = selected["ref_platform"].fillna("").astype(str)
+    selected["ref_column"] = selected["ref_column"].astype(str)
+    keys = ["group", "device", "ref_platform", "ref_column"]
+    grouped = selected.groupby(keys, sort=False)
+    return [summarize_group(tuple(k), group) for k, group in grouped]
+
+
+def guideline_verdicts(summaries: list[GuidelineSummary]) -> list[str]:
+    """One sentence per guideline and device, counting the columns that reproduced."""
+    sentences = []
+    pairs = dict.fromkeys((s.guideline, s.device) for s in summaries)
+    for guideline, device in pairs:
+        group = [s for s in summaries if (s.guideline, s.device) == (guideline, device)]
+        good = [s.column for s in group if s.reproduced]
+        decided = [s for s in group if s.reproduced is not None]
+        if not any(s.table["ours"].notna().any() for s in group):
+            sentences.append(f"{guideline} on {device}: not measured (every case skipped/failed).")
+            continue
+        if not decided:
+            sentences.append(f"{guideline} on {device}: undecided (too few measured configs).")
+            continue
+        word = "reproduced" if len(good) == len(decided) else "partly reproduced"
+        word = "did not reproduce" if not good else word
+        listed = f" ({', '.join(good)})" if good else ""
+        sentences.append(
+            f"{guideline} on {device}: {word}: {len(good)} of {len(decided)} columns"
+            f"{listed} rank the configurations as the paper does."
+        )
+    return sentences
