@@ -57,6 +57,13 @@ class Run:
     epochs: pd.DataFrame | None
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write text to `path` via a temporary file in the same folder and os.replace."""
     atomic_write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -71,6 +78,7 @@ def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:
     tmp = Path(name)
     try:
         write(tmp)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
