@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 
 stdout = Console()
+if not stdout.is_terminal:  # piped or redirected: no 80-column default that crops tables
+    stdout.width = max(stdout.width, 160)
 stderr = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[
