@@ -9,7 +9,9 @@ after every case. The measurement function is injectable so tests can use tiny f
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class RunContext:
     run_dir: Path
     quick: bool = False
     data: str | None = None
+    tensorboard: str | None = None
 
 
 @dataclass
@@ -140,6 +143,9 @@ def finetune_columns(case: Case, ctx: RunContext) -> tuple[dict[str, Any], list[
     from bench.train import finetune, parse_train_options
 
     options = parse_train_options(dict(case.train), f"{case.case_id}: train")
+    if ctx.tensorboard:  # one log folder per case under the --tensorboard root
+        log_dir = Path(ctx.tensorboard) / re.sub(r"[^\w.=-]+", "_", case.case_id)
+        options = dataclasses.replace(options, tensorboard=str(log_dir))
     outcome = finetune(case.model, options, ctx.run_dir, case.device, ctx.data)
     epochs = [{"case_id": case.case_id, **epoch} for epoch in outcome.epochs]
     return dict(outcome.row), epochs
@@ -307,6 +313,7 @@ def run_suite(
     progress: bool = True,
     calibrate: bool = True,
     measure: Measure | None = None,
+    tensorboard: str | None = None,
 ) -> Path:
     """Run (or resume) a suite and return its run folder."""
     suite = load_suite(resolve_suite_path(suite_path), device=device)
@@ -318,7 +325,9 @@ def run_suite(
     else:
         run_dir = Path(out) if out else default_run_dir(suite.name, shard_kn)
         env = start_run(run_dir, suite, cases, calibrate, run_meta(suite, shard_kn, filter, quick))
-    measure_pending(run_dir, cases, RunContext(run_dir, quick, data), env, measure, progress)
+    measure_pending(
+        run_dir, cases, RunContext(run_dir, quick, data, tensorboard), env, measure, progress
+    )
     return run_dir
 
 

@@ -258,3 +258,29 @@ def test_finetune_case_runs_train_and_adds_counts(
     assert row["status"] == "ok" and row["best_val_acc"] == 0.75 and row["epochs"] == 2
     assert row["mult_adds"] == 2 * 8 * 8 * 4 * 4
     assert loaded.epochs is not None and list(loaded.epochs["case_id"]) == [row["case_id"]]
+
+
+def test_tensorboard_root_gives_each_finetune_case_its_own_log_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bench.train
+    from bench.train import FinetuneOutcome, TrainOptions
+
+    seen: list[str | None] = []
+
+    def fake_finetune(
+        spec: str, options: TrainOptions, run_dir: Path, device: str, data: str | None
+    ) -> FinetuneOutcome:
+        seen.append(options.tensorboard)
+        return FinetuneOutcome(row={"best_val_acc": 50.0}, epochs=[])
+
+    monkeypatch.setattr(bench.train, "finetune", fake_finetune)
+    suite = tmp_path / "ft.yaml"
+    suite.write_text(
+        "name: ft\ncases:\n  - name: tune\n    kind: finetune\n    metrics: [count]\n"
+        "    models: ['g1:c1=4,c2=4,blocks=1,size=8']\n    train: {epochs: 1}\n"
+    )
+    logs = tmp_path / "tb"
+    run_suite(suite, out=tmp_path / "run", progress=False, calibrate=False, tensorboard=str(logs))
+    assert len(seen) == 1 and Path(seen[0]).parent == logs
+    assert "/" not in Path(seen[0]).name and Path(seen[0]).name.startswith("tune_g1")

@@ -47,6 +47,10 @@ ShardOption = Annotated[
 DataOption = Annotated[
     str | None, typer.Option("--data", help="Image folder for the suite's fine-tune cases.")
 ]
+TensorboardOption = Annotated[
+    str | None,
+    typer.Option("--tensorboard", help="Log fine-tunes per epoch to this TensorBoard folder."),
+]
 ProgressFlag = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
 ]
@@ -68,6 +72,7 @@ def run_command(
     data: DataOption = None,
     progress: ProgressFlag = True,
     calibrate: CalibrateFlag = True,
+    tensorboard: TensorboardOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
     from bench.results import load_run
@@ -75,7 +80,17 @@ def run_command(
 
     try:
         run_dir = run_suite(
-            suite, out, device, filter, quick, resume, shard, data, progress, calibrate
+            suite,
+            out,
+            device,
+            filter,
+            quick,
+            resume,
+            shard,
+            data,
+            progress,
+            calibrate,
+            tensorboard=tensorboard,
         )
         run = load_run(run_dir)
     except ValueError as exc:  # BenchError included
