@@ -121,7 +121,7 @@ def test_guidelines_are_normalised_beside_the_paper(single: Path) -> None:
 
 def test_latency_fit_reports_both_r_squared(single: Path) -> None:
     fit = section(single.read_text(), "What explains latency")
-    assert re.search(r"\| paper +\| cpu +\| 22 +\| 0\.994 +\| 1\.000 +\|", fit)
+    assert re.search(r"\| paper +\| cpu +\| 1 +\| 22 +\| 0\.994 +\| 1\.000 +\|", fit)
 
 
 def test_r_squared_matches_the_definition() -> None:
