@@ -10,34 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures.flowers import extract_subset, needs_archive
 from PIL import Image
 from typer.testing import CliRunner
 
 from bench import data as imgdata
 from bench.cli import app
 from bench.errors import BenchError
-
-ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "flowers-128.tar"
-needs_archive = pytest.mark.skipif(
-    not ARCHIVE.is_file(), reason=f"shared flower archive {ARCHIVE} is absent"
-)
-
-
-def extract_subset(dest: Path, per_class: int, classes: int = 3) -> Path:
-    """Copy the first `per_class` photos of the first `classes` classes out of the archive."""
-    taken: dict[str, int] = {}
-    with tarfile.open(ARCHIVE) as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 3:
-                continue
-            name = parts[1]
-            if name not in taken and len(taken) == classes or taken.get(name, 0) >= per_class:
-                continue
-            taken[name] = taken.get(name, 0) + 1
-            (dest / name).mkdir(parents=True, exist_ok=True)
-            (dest / name / parts[2]).write_bytes(tar.extractfile(member).read())
-    return dest
 
 
 def write_image(path: Path, mode: str, size: int = 40) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import tarfile
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 import torchvision
+from fixtures.flowers import ARCHIVE, extract_subset
 from typer.testing import CliRunner
 
 from bench import train
@@ -20,10 +20,6 @@ from bench.cli import app
 from bench.errors import BenchError
 from bench.train import TrainOptions, finetune, load_checkpoint, parse_train_options
 
-ARCHIVE = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "flowers-128.tar"
-needs_archive = pytest.mark.skipif(
-    not ARCHIVE.is_file(), reason=f"shared flower archive {ARCHIVE} is absent"
-)
 TINY = {
     "image_size": 48,
     "batch": 8,
@@ -33,23 +29,6 @@ TINY = {
     "workers": 1,
     "threads": 1,
 }
-
-
-def extract_subset(dest: Path, per_class: int, classes: int = 3) -> Path:
-    """Copy the first `per_class` photos of the first `classes` classes out of the archive."""
-    taken: dict[str, int] = {}
-    with tarfile.open(ARCHIVE) as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 3:
-                continue
-            name = parts[1]
-            if name not in taken and len(taken) == classes or taken.get(name, 0) >= per_class:
-                continue
-            taken[name] = taken.get(name, 0) + 1
-            (dest / name).mkdir(parents=True, exist_ok=True)
-            (dest / name / parts[2]).write_bytes(tar.extractfile(member).read())
-    return dest
 
 
 @pytest.fixture(scope="module")
