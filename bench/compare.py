@@ -37,6 +37,7 @@ import numpy as np
 from scipy.stats import norm
 
 from bench.errors import BenchError
+from bench.results import latest_run
 
 MIN_SAMPLES = 5
 BOOTSTRAP_RESAMPLES = 4000
@@ -278,16 +279,6 @@ def load_side(path: str | Path, metric: Metric, label: str) -> Side:
     if target.suffix == ".json":
         return load_pytest_side(target, metric)
     raise BenchError(f"{label} {target} is neither a run folder nor a pytest-benchmark .json file")
-
-
-def latest_run(folder: Path) -> Path:
-    """The folder itself when it holds results.csv, else its latest run subfolder (by name)."""
-    if (folder / "results.csv").is_file():
-        return folder
-    runs = sorted(p for p in folder.iterdir() if (p / "results.csv").is_file())
-    if not runs:
-        raise BenchError(f"{folder} holds no results.csv and no run folders")
-    return runs[-1]
 
 
 def load_run_side(folder: Path, metric: Metric) -> Side:

@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 from bench import figures
-from bench.compare import latest_run
 from bench.errors import BenchError
-from bench.results import ENV_JSON, Run, load_run
+from bench.results import ENV_JSON, Run, latest_run, load_run
 from bench.summary import GuidelineSummary, guideline_summaries
 
 MISSING = "–"

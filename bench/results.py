@@ -219,6 +219,16 @@ def check_format_version(path: Path, env: dict) -> None:
         )
 
 
+def latest_run(folder: Path) -> Path:
+    """The folder itself when it is a run folder, else its newest run subfolder (by name)."""
+    if (folder / RESULTS_CSV).is_file():
+        return folder
+    runs = sorted(p for p in folder.glob("*") if (p / ENV_JSON).is_file())
+    if not runs:
+        raise BenchError(f"{folder} holds no results.csv and no run folders")
+    return runs[-1]
+
+
 def load_run(path: str | Path) -> Run:
     """Read a run folder: rows, env, samples, suite and epochs; BenchError if it is not one."""
     run_dir = Path(path)

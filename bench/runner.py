@@ -33,6 +33,7 @@ from bench.results import (
     ENV_JSON,
     RESULTS_FORMAT_VERSION,
     check_format_version,
+    latest_run,
     read_json,
     read_rows,
     read_samples,
@@ -231,10 +232,9 @@ def default_run_dir(suite: str, shard: tuple[int, int] | None, root: Path = RESU
 
 def latest_run_dir(suite: str, root: Path = RESULTS_DIR) -> Path:
     """The newest run folder of a suite under results/ (BenchError if there is none)."""
-    runs = sorted(p for p in (root / suite).glob("*") if (p / ENV_JSON).exists())
-    if not runs:
+    if not any((p / ENV_JSON).is_file() for p in (root / suite).glob("*")):
         raise BenchError(f"--resume latest: no run of suite {suite!r} under {root / suite}")
-    return runs[-1]
+    return latest_run(root / suite)
 
 
 def resume_dir(suite: Suite, resume: str | Path) -> Path:
