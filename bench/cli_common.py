@@ -26,6 +26,14 @@ DtypeOption = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or 
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", help="CPU threads (torch.set_num_threads).")
 ]
+SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet50 or g1:c1=128,c2=128.")]
+CalibrateFlag = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate/--no-calibrate",
+        help="Measure the GEMM and copy ceilings and the reference workload (recorded in env).",
+    ),
+]
 
 
 def fail(message: str) -> NoReturn:

@@ -13,13 +13,13 @@ from bench.cli_common import (
     DtypeOption,
     InputOption,
     JsonFlag,
+    SpecArgument,
     fail,
     print_json,
     stderr,
     stdout,
 )
 
-SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet50 or g1:c1=128,c2=128.")]
 PerLayerFlag = Annotated[
     bool, typer.Option("--per-layer", help="Also print per-op and per-layer tables.")
 ]

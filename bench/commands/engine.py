@@ -9,17 +9,18 @@ from rich.table import Table
 
 from bench.cli_common import (
     BatchOption,
+    CalibrateFlag,
     DeviceOption,
     DtypeOption,
     InputOption,
     JsonFlag,
+    SpecArgument,
     ThreadsOption,
     fail,
     print_json,
     stdout,
 )
 
-SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet18 or g1:c1=128,c2=128.")]
 ChannelsLastFlag = Annotated[
     bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
 ]
@@ -31,9 +32,6 @@ ModeOption = Annotated[
 ]
 BudgetOption = Annotated[
     float, typer.Option("--budget", help="Seconds for warm-up plus sampling (upper bound).")
-]
-CalibrateFlag = Annotated[
-    bool, typer.Option("--calibrate/--no-calibrate", help="Measure GEMM, bandwidth, ref workload.")
 ]
 
 

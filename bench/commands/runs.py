@@ -9,7 +9,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from bench.cli_common import fail, stderr, stdout
+from bench.cli_common import CalibrateFlag, fail, stderr, stdout
 
 if TYPE_CHECKING:
     from bench.summary import GuidelineSummary
@@ -53,9 +53,6 @@ TensorboardOption = Annotated[
 ]
 ProgressFlag = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
-]
-CalibrateFlag = Annotated[
-    bool, typer.Option("--calibrate/--no-calibrate", help="Calibrate the machine into env.json.")
 ]
 
 
