@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -217,65 +218,55 @@ def resnet(
     )
 
 
-@register_model()
-def resnet18(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNet-18 (He et al. 2016)."""
-    return resnet("2-2-2-2", "basic", 1, 64, num_classes, include_top, zero_init_residual)
+@dataclass(frozen=True)
+class ResNetVariant:
+    """One named member of the family: its layout, block type, cardinality and width."""
+
+    layers: str
+    block: str
+    groups: int = 1
+    width_per_group: int = 64
+    doc: str = ""
 
 
-@register_model()
-def resnet34(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNet-34."""
-    return resnet("3-4-6-3", "basic", 1, 64, num_classes, include_top, zero_init_residual)
+VARIANTS: dict[str, ResNetVariant] = {
+    "resnet18": ResNetVariant("2-2-2-2", "basic", doc="ResNet-18 (He et al. 2016)."),
+    "resnet34": ResNetVariant("3-4-6-3", "basic", doc="ResNet-34."),
+    "resnet50": ResNetVariant("3-4-6-3", "bottleneck", doc="ResNet-50 (stride on the 3x3)."),
+    "resnet101": ResNetVariant("3-4-23-3", "bottleneck", doc="ResNet-101."),
+    "resnet152": ResNetVariant("3-8-36-3", "bottleneck", doc="ResNet-152."),
+    "resnext50_32x4d": ResNetVariant(
+        "3-4-6-3", "bottleneck", 32, 4, "ResNeXt-50, cardinality 32, width 4 per group."
+    ),
+    "resnext101_32x8d": ResNetVariant(
+        "3-4-23-3", "bottleneck", 32, 8, "ResNeXt-101, cardinality 32, width 8 per group."
+    ),
+    "resnext101_64x4d": ResNetVariant(
+        "3-4-23-3", "bottleneck", 64, 4, "ResNeXt-101, cardinality 64, width 4 per group."
+    ),
+}
 
 
-@register_model()
-def resnet50(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNet-50 (bottleneck stride on the 3x3)."""
-    return resnet("3-4-6-3", "bottleneck", 1, 64, num_classes, include_top, zero_init_residual)
+def _register_variant(name: str, variant: ResNetVariant) -> None:
+    """Register `name` as a builder of one table entry (head options only)."""
+
+    def build(
+        num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
+    ) -> ResNet:
+        return resnet(
+            variant.layers,
+            variant.block,
+            variant.groups,
+            variant.width_per_group,
+            num_classes,
+            include_top,
+            zero_init_residual,
+        )
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = variant.doc
+    register_model(name, family="resnet")(build)
 
 
-@register_model()
-def resnet101(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNet-101."""
-    return resnet("3-4-23-3", "bottleneck", 1, 64, num_classes, include_top, zero_init_residual)
-
-
-@register_model()
-def resnet152(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNet-152."""
-    return resnet("3-8-36-3", "bottleneck", 1, 64, num_classes, include_top, zero_init_residual)
-
-
-@register_model()
-def resnext50_32x4d(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNeXt-50, cardinality 32, bottleneck width 4 per group."""
-    return resnet("3-4-6-3", "bottleneck", 32, 4, num_classes, include_top, zero_init_residual)
-
-
-@register_model()
-def resnext101_32x8d(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNeXt-101, cardinality 32, bottleneck width 8 per group."""
-    return resnet("3-4-23-3", "bottleneck", 32, 8, num_classes, include_top, zero_init_residual)
-
-
-@register_model()
-def resnext101_64x4d(
-    num_classes: int = 1000, include_top: bool = True, zero_init_residual: bool = False
-) -> ResNet:
-    """ResNeXt-101, cardinality 64, bottleneck width 4 per group."""
-    return resnet("3-4-23-3", "bottleneck", 64, 4, num_classes, include_top, zero_init_residual)
+for _name, _variant in VARIANTS.items():
+    _register_variant(_name, _variant)

@@ -84,31 +84,18 @@ class ShuffleNetV2(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
-def _shufflenet_v2(width: str, num_classes: int, include_top: bool) -> ShuffleNetV2:
-    """Build one width of ShuffleNet V2 after checking the head options."""
-    num_classes, include_top = head_options(num_classes, include_top)
-    return ShuffleNetV2(V2_CONFIGS[width], num_classes, include_top)
+def _register_variant(width: str, mult_adds: str) -> None:
+    """Register `shufflenet_v2_<width>`, one builder per entry of V2_CONFIGS."""
+
+    def build(num_classes: int = 1000, include_top: bool = True) -> ShuffleNetV2:
+        num_classes, include_top = head_options(num_classes, include_top)
+        return ShuffleNetV2(V2_CONFIGS[width], num_classes, include_top)
+
+    name = f"shufflenet_v2_{width}"
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"ShuffleNet V2 {width[1:].replace('_', '.')}x ({mult_adds} mult-adds)."
+    register_model(name, family="shufflenet_v2")(build)
 
 
-@register_model()
-def shufflenet_v2_x0_5(num_classes: int = 1000, include_top: bool = True) -> ShuffleNetV2:
-    """ShuffleNet V2 0.5x (41 M mult-adds)."""
-    return _shufflenet_v2("x0_5", num_classes, include_top)
-
-
-@register_model()
-def shufflenet_v2_x1_0(num_classes: int = 1000, include_top: bool = True) -> ShuffleNetV2:
-    """ShuffleNet V2 1x (146 M mult-adds)."""
-    return _shufflenet_v2("x1_0", num_classes, include_top)
-
-
-@register_model()
-def shufflenet_v2_x1_5(num_classes: int = 1000, include_top: bool = True) -> ShuffleNetV2:
-    """ShuffleNet V2 1.5x (299 M mult-adds)."""
-    return _shufflenet_v2("x1_5", num_classes, include_top)
-
-
-@register_model()
-def shufflenet_v2_x2_0(num_classes: int = 1000, include_top: bool = True) -> ShuffleNetV2:
-    """ShuffleNet V2 2x (591 M mult-adds)."""
-    return _shufflenet_v2("x2_0", num_classes, include_top)
+for _width, _mult_adds in zip(V2_CONFIGS, ("41 M", "146 M", "299 M", "591 M"), strict=True):
+    _register_variant(_width, _mult_adds)

@@ -1,1 +1,0 @@
-"""The `bench` subcommands, one module per area; each exposes register(app)."""
