@@ -1,24 +1,24 @@
-"""The measuring engine: `bench.count`, `bench.measure_latency`, `bench.collect_env`, suites."""
+"""What does this CNN cost, here? The library under the `bench` command.
+
+The packages are the layers, dependencies pointing down: `core` (shared definitions) ->
+`measure` (one model in, one result out) -> `train` (fine-tunes) -> `runs` (suites and run
+folders) -> `analysis` (compare, guidelines, fits) -> `report` -> `cli`. The most used functions
+are importable from here: `bench.count`, `bench.measure_latency`, `bench.collect_env`,
+`bench.load_suite`, `bench.run_suite`, `bench.load_run`.
+"""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from bench.core.lazy import lazy_attributes
 
 _EXPORTS = {
-    "count": "bench.counting",
-    "measure_latency": "bench.timing",
-    "collect_env": "bench.env",
-    "load_suite": "bench.suite",
-    "run_suite": "bench.runner",
-    "load_run": "bench.results",
+    "count": "bench.measure.counting",
+    "measure_latency": "bench.measure.timing",
+    "collect_env": "bench.measure.env",
+    "load_suite": "bench.runs.suite",
+    "run_suite": "bench.runs.runner",
+    "load_run": "bench.runs.folder",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Import the public API lazily, so `bench --help` does not pay for every module."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'bench' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

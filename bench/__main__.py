@@ -1,5 +1,5 @@
 """`python -m bench` (used by torchrun) runs the same CLI as the `bench` script."""
 
-from bench.cli import main
+from bench.cli.app import main
 
 main()

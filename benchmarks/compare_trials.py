@@ -1,12 +1,12 @@
 """Power and false-alarm rate of `bench compare`'s verdict, with real measurements on this machine.
 
-Each trial measures, with bench.timing.measure_latency (the runner's defaults: converge to +-2% or
-spend the budget), three runs of the same case name in random order: BASE = a G2 block with 8
-layers, SAME = the same spec again (unchanged code), SLOW = 10 layers (25% more work). Then
-bench.compare.compare_case judges SAME and SLOW against BASE with the gate's defaults.
-Each trial is judged on several statistics of the same samples (default: the median, the gate's
-default metric, and p10). Targets (reported, not asserted by tests): SLOW flagged `regression`
-in >= 19 of 20 trials, SAME flagged in <= 1 of 20.
+Each trial measures, with bench.measure.timing.measure_latency (the runner's defaults:
+converge to +-2% or spend the budget), three runs of the same case name in random order: BASE =
+a G2 block with 8 layers, SAME = the same spec again (unchanged code), SLOW = 10 layers (25%
+more work). Then bench.analysis.compare.compare_case judges SAME and SLOW against BASE with the
+gate's defaults. Each trial is judged on several statistics of the same samples (default: the
+median, the gate's default metric, and p10). Targets (reported, not asserted by tests): SLOW
+flagged `regression` in >= 19 of 20 trials, SAME flagged in <= 1 of 20.
 
     uv run python benchmarks/compare_trials.py              # 20 trials, 1.5 s budget per run
     uv run python benchmarks/compare_trials.py --quick      # 3 trials, 0.75 s budget
@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.compare import (
+from bench.analysis.compare import (
     DEFAULT_CONFIDENCE,
     METRICS,
     CaseComparison,
@@ -32,7 +32,7 @@ from bench.compare import (
     compare_case,
     parse_threshold,
 )
-from bench.timing import measure_latency
+from bench.measure.timing import measure_latency
 
 BASE_SPEC = "g2:c=128,groups=4,layers=8,size=28"
 SLOW_SPEC = "g2:c=128,groups=4,layers=10,size=28"

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from bench.counting import count
+from bench.measure.counting import count
 
 MODELS = ("resnet50", "resnext101_32x8d", "shufflenet_v2_x1_0")
 INPUT = (3, 224, 224)

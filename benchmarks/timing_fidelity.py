@@ -21,8 +21,10 @@ import torch.utils.benchmark as tb
 from rich.console import Console
 from rich.table import Table
 
-from bench.stats import coefficient_of_variation
-from bench.timing import build_model, measure_latency, resolve_device
+from bench.core.models import model_and_shape
+from bench.core.options import resolve_device
+from bench.measure.stats import coefficient_of_variation
+from bench.measure.timing import measure_latency
 
 SPECS = (
     "resnet18",
@@ -77,7 +79,7 @@ def timer_median_ms(model: torch.nn.Module, inputs: torch.Tensor, settings: Sett
 
 def measure_one(spec: str, settings: Settings) -> Fidelity:
     """Interleave our measurement and Timer's `settings.runs` times for one network."""
-    model, shape = build_model(spec, None)
+    model, shape = model_and_shape(spec)
     model = model.eval().to(settings.device)
     inputs = torch.randn(1, *shape, device=settings.device)
     ours, theirs, calls, reasons = [], [], [], []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from bench.cli import app
-from bench.results import load_run
+from bench.cli.app import app
+from bench.runs.folder import load_run
 
 SUITE = """
 name: cli

@@ -1,4 +1,4 @@
-"""bench.compare statistics and the `bench compare` command on hand-written run folders."""
+"""bench.analysis.compare statistics and the `bench compare` command on hand-written run folders."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
-from bench.compare import (
+from bench.analysis.compare import (
     INSUFFICIENT,
     METRICS,
     CaseData,
@@ -21,9 +20,10 @@ from bench.compare import (
     compare_case,
     normal_ratio,
     parse_threshold,
-    verdict,
+    regression_verdict,
 )
-from bench.errors import BenchError
+from bench.cli.app import app
+from bench.core.errors import BenchError
 
 MEDIAN = METRICS["latency_ms_median"]
 runner = CliRunner()
@@ -167,7 +167,7 @@ def test_bootstrap_is_seeded_and_deterministic() -> None:
     ],
 )
 def test_verdict_rule(low: float, high: float, expected: str) -> None:
-    assert verdict(Ratio(1.0, low, high, "bootstrap"), 0.10, 20, 20) == expected
+    assert regression_verdict(Ratio(1.0, low, high, "bootstrap"), 0.10, 20, 20) == expected
 
 
 def test_normal_ratio_from_statistics_only() -> None:
@@ -355,7 +355,7 @@ def test_not_a_pytest_benchmark_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_copy_baseline_replaces_the_folder_with_the_run_files(tmp_path: Path) -> None:
-    from bench.commands.gate import copy_baseline
+    from bench.runs.baselines import copy_baseline
 
     run = write_run(tmp_path / "run", {"a": noisy(5.0, 20, 1)})
     (run / "suite.yaml").write_text("name: ci\n")
@@ -386,7 +386,7 @@ cases:
 
 def test_baseline_update_runs_the_suite_and_stores_it(tmp_path: Path, monkeypatch) -> None:
     fake_calibration = {"ref_workload": "fake", "ref_workload_ms": 1.0}
-    monkeypatch.setattr("bench.env.run_calibration", lambda device="cpu": fake_calibration)
+    monkeypatch.setattr("bench.measure.env.run_calibration", lambda device="cpu": fake_calibration)
     monkeypatch.chdir(tmp_path)
     Path("tiny.yaml").write_text(TINY_SUITE)
     result = runner.invoke(app, ["baseline", "update", "tiny.yaml"])

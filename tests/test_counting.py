@@ -12,9 +12,10 @@ from torch import nn
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
-from bench.cli import app
-from bench.counting import FREE_OPS, MULT_ADD_HANDLERS, ZERO_MULT_ADD_OPS, count
-from bench.errors import BenchError
+from bench.cli.app import app
+from bench.core.errors import BenchError
+from bench.measure.counting import count
+from bench.measure.rules import FREE_OPS, MULT_ADD_HANDLERS, ZERO_MULT_ADD_OPS
 
 F32 = 4
 
@@ -181,6 +182,44 @@ def test_unhandled_op_is_reported_and_still_costs_mac() -> None:
     row = result.per_op.set_index("op").loc["aten.cumsum"]
     assert row["kind"] == "unhandled" and row["calls"] == 1
     assert row["mac_elements"] == 2 * 16
+
+
+@torch.library.custom_op("benchtest::scaled_matvec", mutates_args=())
+def scaled_matvec(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """A user's own op: x @ w.T, scaled (one multiply-accumulate per weight use)."""
+    return 2.0 * x @ w.t()
+
+
+@scaled_matvec.register_fake
+def _(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((x.shape[0], w.shape[0]))
+
+
+def matvec_rule(args: tuple, out: torch.Tensor) -> int:
+    """The user's cost rule: batch x out features x in features."""
+    x, w = args
+    return x.shape[0] * w.shape[0] * w.shape[1]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [torch.ops.benchtest.scaled_matvec, "benchtest::scaled_matvec", "benchtest.scaled_matvec"],
+)
+def test_a_user_rule_costs_a_custom_op(key: object) -> None:
+    weight = torch.randn(6, 5)
+    model = Lambda(lambda x: scaled_matvec(x, weight.to(x.device)))
+    plain = count(model, (5,), batch=3)
+    assert plain.unhandled == {"benchtest.scaled_matvec": 1} and plain.mult_adds == 0
+    ruled = count(model, (5,), batch=3, rules={key: matvec_rule})
+    assert ruled.unhandled == {} and ruled.mult_adds == 3 * 6 * 5
+    assert ruled.mac_elements == plain.mac_elements  # MAC keeps the generic rule
+
+
+def test_a_rule_for_an_unknown_op_is_one_line() -> None:
+    with pytest.raises(BenchError, match="no such op"):
+        count(conv1x1(4, 4), (4, 8, 8), rules={"nolib::nothing": matvec_rule})
+    with pytest.raises(BenchError, match="expected a callable"):
+        count(conv1x1(4, 4), (4, 8, 8), rules={torch.ops.aten.mish: 3})
 
 
 class Nested(nn.Module):

@@ -14,9 +14,9 @@ from fixtures.flowers import extract_subset, needs_archive
 from PIL import Image
 from typer.testing import CliRunner
 
-from bench import data as imgdata
-from bench.cli import app
-from bench.errors import BenchError
+from bench.cli.app import app
+from bench.core.errors import BenchError
+from bench.train import data as imgdata
 
 
 def write_image(path: Path, mode: str, size: int = 40) -> None:

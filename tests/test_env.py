@@ -8,9 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bench import env
-from bench.cli import app
-from bench.errors import BenchError
+from bench.cli.app import app
+from bench.core.errors import BenchError
+from bench.measure import env
 
 FIELDS = {
     "python", "torch", "torchvision", "platform", "cpu_model", "cores_physical", "cores_logical",

@@ -19,8 +19,10 @@ from fixtures.run_folder import (
 from PIL import Image
 from typer.testing import CliRunner
 
-from bench import report
-from bench.cli import app
+from bench.analysis import fits
+from bench.cli.app import app
+from bench.report import document, guideline_section, plots, sections, tables
+from bench.report import format as fmt
 
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
 NOT_A_NUMBER = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
@@ -36,13 +38,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def single(runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report of the BASE run alone."""
-    return report.write_report([runs[0]], tmp_path_factory.mktemp("single") / "report.md")
+    return document.write_report([runs[0]], tmp_path_factory.mktemp("single") / "report.md")
 
 
 @pytest.fixture(scope="module")
 def double(runs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report of BASE and NEW together."""
-    return report.write_report(list(runs), tmp_path_factory.mktemp("double") / "report.md")
+    return document.write_report(list(runs), tmp_path_factory.mktemp("double") / "report.md")
 
 
 def section(text: str, heading: str) -> str:
@@ -104,7 +106,7 @@ def test_tables_carry_units_and_human_numbers(single: Path) -> None:
 def test_wide_tables_are_split(single: Path) -> None:
     table_lines = [line for line in single.read_text().splitlines() if line.startswith("|")]
     widths = [line.count("|") - 1 for line in table_lines]
-    assert max(widths) <= report.MAX_TABLE_COLUMNS
+    assert max(widths) <= tables.MAX_TABLE_COLUMNS
     networks = single.read_text().split("### paper: architectures")[1].split("###")[0]
     assert len(re.findall(r"^\| model ", networks, re.MULTILINE)) == 2  # split in two tables
 
@@ -129,9 +131,9 @@ def test_r_squared_matches_the_definition() -> None:
     y = np.array([2.1, 3.9, 6.2, 7.8, 10.1])
     slope, intercept = np.polyfit(x, y, 1)
     expected = 1 - ((y - (slope * x + intercept)) ** 2).sum() / ((y - y.mean()) ** 2).sum()
-    assert report.r_squared(x, y) == pytest.approx(expected)
-    assert report.r_squared(np.column_stack([x, x**2]), 3 + x + 2 * x**2) == pytest.approx(1.0)
-    assert math.isnan(report.r_squared(x, np.full(5, 7.0)))
+    assert fits.r_squared(x, y) == pytest.approx(expected)
+    assert fits.r_squared(np.column_stack([x, x**2]), 3 + x + 2 * x**2) == pytest.approx(1.0)
+    assert math.isnan(fits.r_squared(x, np.full(5, 7.0)))
 
 
 def test_latency_fits_need_enough_cases() -> None:
@@ -142,9 +144,9 @@ def test_latency_fits_need_enough_cases() -> None:
             "mac_bytes": [1e5, 3e5, 2e5],
         }
     )  # fmt: skip
-    (fit,) = report.latency_fits(frame)
+    (fit,) = fits.latency_fits(frame)
     assert fit.cases == 3 and math.isnan(fit.r2_mult_adds)
-    assert report.fmt_r2(fit.r2_mult_adds) == "–"
+    assert fmt.fmt_r2(fit.r2_mult_adds) == "–"
 
 
 def test_pareto_front_keeps_points_no_other_beats() -> None:
@@ -155,24 +157,24 @@ def test_pareto_front_keeps_points_no_other_beats() -> None:
             "label": list("abcde"),
         }
     )
-    assert list(report.pareto_front(points)["label"]) == ["b", "c", "a"]
+    assert list(fits.pareto_front(points)["label"]) == ["b", "c", "a"]
 
 
 def test_formatting_never_prints_nan_or_inf() -> None:
     for missing in (None, math.nan, math.inf, -math.inf, "", "nan", pd.NA):
-        assert report.fmt_number(missing) == "–" and report.fmt_int(missing) == "–"
-    assert report.fmt_number(1_234_567, 1e6) == "1.23"
-    assert report.fmt_number(0.0123) == "0.0123" and report.fmt_number(12345.6) == "12,346"
-    assert report.fmt_accuracy(91.23) == "91.2" and report.fmt_accuracy(0.98) == "1.0"
-    assert report.fmt_text("a | b\nc") == "a / b c"
-    assert report.fmt_number("n/a") == "n/a" and report.fmt_int("Infinity") == "–"
+        assert fmt.fmt_number(missing) == "–" and fmt.fmt_int(missing) == "–"
+    assert fmt.fmt_number(1_234_567, 1e6) == "1.23"
+    assert fmt.fmt_number(0.0123) == "0.0123" and fmt.fmt_number(12345.6) == "12,346"
+    assert fmt.fmt_accuracy(91.23) == "91.2" and fmt.fmt_accuracy(0.98) == "1.0"
+    assert fmt.fmt_text("a | b\nc") == "a / b c"
+    assert fmt.fmt_number("n/a") == "n/a" and fmt.fmt_int("Infinity") == "–"
 
 
 def test_family_of_model_specs() -> None:
-    assert report.family_of("resnet18") == "resnet"
-    assert report.family_of("g2:c=64,groups=1") == "guidelines"
-    assert report.family_of("torchvision:resnet18") == "torchvision"
-    assert report.family_of("not_a_model") == "other"
+    assert plots.family_of("resnet18") == "resnet"
+    assert plots.family_of("g2:c=64,groups=1") == "guidelines"
+    assert plots.family_of("torchvision:resnet18") == "torchvision"
+    assert plots.family_of("not_a_model") == "other"
 
 
 def test_errors_and_skipped_rows_are_listed(single: Path) -> None:
@@ -185,7 +187,7 @@ def test_errors_and_skipped_rows_are_listed(single: Path) -> None:
 def test_run_of_only_failed_rows_still_renders(tmp_path: Path) -> None:
     env = fixture_env() | {"calibration": None}  # run with --no-calibrate
     run = write_run(tmp_path / "failed", architecture_rows()[-2:], env)
-    text = report.write_report([run], tmp_path / "out" / "r.md").read_text()
+    text = document.write_report([run], tmp_path / "out" / "r.md").read_text()
     assert "No ok rows in these runs." in text
     assert re.search(r"\| GEMM ceiling \(GFLOP/s\) +\| – +\|", text)
     assert "networks/resnet152/cpu/b1" in section(text, "Errors and skipped cases")
@@ -199,7 +201,7 @@ def test_unmeasured_guideline_tables_get_one_line(tmp_path: Path) -> None:
         "error": "CUDA is not available on this machine", "ref_throughput": 2451.0,
         "ref_unit": "batches/s", "ref_platform": "gpu", "ref_config": "g=1", "ref_column": "x1",
     }  # fmt: skip
-    lines = report.guideline_section(pd.DataFrame([skipped]), tmp_path / "figures")
+    lines = guideline_section.guideline_section(pd.DataFrame([skipped]), tmp_path / "figures")
     assert "Not measured here (every case skipped or failed): G2 x1 on cuda." in lines
     assert not any(line.startswith("### ") for line in lines)
     assert not (tmp_path / "figures").exists()
@@ -251,6 +253,6 @@ def test_cli_rejects_an_output_that_is_not_markdown(
 def test_two_runs_without_common_cases_say_so(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a", architecture_rows())
     new = write_run(tmp_path / "b", finetune_rows())
-    lines = report.comparison_section(report.read_runs([base, new]))
+    lines = sections.comparison_section(document.read_runs([base, new]))
     assert lines[0] == "## Comparison: NEW against BASE"
     assert any(line.startswith("No comparison: no common cases") for line in lines)

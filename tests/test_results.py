@@ -8,19 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.errors import BenchError
-from bench.results import (
-    RESULT_COLUMNS,
-    RESULTS_FORMAT_VERSION,
-    atomic_write_text,
-    atomic_write_with,
-    load_run,
-    merge_runs,
-    write_json,
-    write_rows,
-    write_samples,
-)
-from bench.summary import SPEARMAN_MIN, guideline_summaries, guideline_verdicts
+from bench.analysis.guidelines import SPEARMAN_MIN, guideline_summaries, guideline_verdicts
+from bench.core.errors import BenchError
+from bench.core.io import atomic_write_text, atomic_write_with, write_json
+from bench.runs.folder import load_run, write_rows, write_samples
+from bench.runs.merge import merge_runs
+from bench.runs.schema import RESULT_COLUMNS, RESULTS_FORMAT_VERSION
 
 
 def make_run(path: Path, case_ids: list[str], host: str = "a", version: int = 1) -> Path:

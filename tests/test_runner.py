@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.results import RESULTS_FORMAT_VERSION, load_run
-from bench.runner import Measurement, RunContext, default_run_dir, run_suite
-from bench.suite import Case
+from bench.core.errors import BenchError
+from bench.runs.folder import load_run
+from bench.runs.runner import Measurement, RunContext, default_run_dir, run_suite
+from bench.runs.schema import RESULTS_FORMAT_VERSION
+from bench.runs.suite import Case
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = """
@@ -66,9 +67,7 @@ class Spy:
 
 def run(suite_file: Path, out: Path, measure: Spy, **kwargs: object) -> Path:
     """run_suite without calibration or progress bar."""
-    return run_suite(
-        suite_file, out=out, progress=False, calibrate=False, measure=measure, **kwargs
-    )
+    return run_suite(suite_file, out=out, calibrate=False, measure=measure, **kwargs)
 
 
 def test_rows_env_suite_and_samples_are_written(suite_file: Path, tmp_path: Path) -> None:
@@ -111,9 +110,7 @@ def test_cuda_case_is_skipped_without_cuda(suite_file: Path, tmp_path: Path) -> 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_case_is_measured_on_a_gpu(suite_file: Path, tmp_path: Path) -> None:
-    run_dir = run_suite(
-        suite_file, out=tmp_path / "run", filter="gpu/*", progress=False, calibrate=False
-    )
+    run_dir = run_suite(suite_file, out=tmp_path / "run", filter="gpu/*", calibrate=False)
     row = load_run(run_dir).rows.iloc[0]
     assert row["status"] == "ok" and row["device"] == "cuda" and row["latency_ms_median"] > 0
 
@@ -172,7 +169,7 @@ def test_default_run_dir_is_suite_timestamp_commit(tmp_path: Path) -> None:
 
 def test_real_measurement_counts_and_times(suite_file: Path, tmp_path: Path) -> None:
     run_dir = run_suite(
-        suite_file, out=tmp_path / "run", filter="g1/*", quick=True, progress=False,
+        suite_file, out=tmp_path / "run", filter="g1/*", quick=True,
         calibrate=False,
     )  # fmt: skip
     loaded = load_run(run_dir)
@@ -233,7 +230,7 @@ def test_sigkilled_run_resumes_without_duplicates_or_remeasuring(
 def test_finetune_case_runs_train_and_adds_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bench.train
+    import bench.runs.runner
     from bench.train import FinetuneOutcome, TrainOptions
 
     calls: list[tuple] = []
@@ -245,15 +242,13 @@ def test_finetune_case_runs_train_and_adds_counts(
         row = {"best_val_acc": 0.75, "train_seconds": 1.5, "epochs": options.epochs}
         return FinetuneOutcome(row=row, epochs=[{"epoch": 1, "val_acc": 0.75}])
 
-    monkeypatch.setattr(bench.train, "finetune", fake_finetune)
+    monkeypatch.setattr(bench.runs.runner, "finetune", fake_finetune)
     suite = tmp_path / "ft.yaml"
     suite.write_text(
         "name: ft\ncases:\n  - name: tune\n    kind: finetune\n    metrics: [count]\n"
         "    models: ['g1:c1=4,c2=4,blocks=1,size=8']\n    train: {epochs: 2}\n"
     )
-    run_dir = run_suite(
-        suite, out=tmp_path / "run", data="/data/flowers", progress=False, calibrate=False
-    )
+    run_dir = run_suite(suite, out=tmp_path / "run", data="/data/flowers", calibrate=False)
     loaded = load_run(run_dir)
     row = loaded.rows.iloc[0]
     assert calls == [("g1:c1=4,c2=4,blocks=1,size=8", 2, run_dir, "cpu", "/data/flowers")]
@@ -265,7 +260,7 @@ def test_finetune_case_runs_train_and_adds_counts(
 def test_tensorboard_root_gives_each_finetune_case_its_own_log_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bench.train
+    import bench.runs.runner
     from bench.train import FinetuneOutcome, TrainOptions
 
     seen: list[str | None] = []
@@ -276,13 +271,13 @@ def test_tensorboard_root_gives_each_finetune_case_its_own_log_folder(
         seen.append(options.tensorboard)
         return FinetuneOutcome(row={"best_val_acc": 50.0}, epochs=[])
 
-    monkeypatch.setattr(bench.train, "finetune", fake_finetune)
+    monkeypatch.setattr(bench.runs.runner, "finetune", fake_finetune)
     suite = tmp_path / "ft.yaml"
     suite.write_text(
         "name: ft\ncases:\n  - name: tune\n    kind: finetune\n    metrics: [count]\n"
         "    models: ['g1:c1=4,c2=4,blocks=1,size=8']\n    train: {epochs: 1}\n"
     )
     logs = tmp_path / "tb"
-    run_suite(suite, out=tmp_path / "run", progress=False, calibrate=False, tensorboard=str(logs))
+    run_suite(suite, out=tmp_path / "run", calibrate=False, tensorboard=str(logs))
     assert len(seen) == 1 and Path(seen[0]).parent == logs
     assert "/" not in Path(seen[0]).name and Path(seen[0]).name.startswith("tune_g1")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.suite import load_suite, parse_shard, select_cases
+from bench.core.errors import BenchError
+from bench.runs.suite import load_suite, parse_shard, select_cases
 from netdefs import list_models
 from netdefs.guidelines import paper_configs
 

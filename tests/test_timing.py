@@ -12,9 +12,11 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from bench import stats, timing
-from bench.errors import BenchError
-from bench.timing import StopRule, WarmupRule, collect_samples, measure_latency, warm_up
+from bench.core.errors import BenchError
+from bench.core.options import fixed_threads, resolve_device
+from bench.measure import sampling, stats, timing
+from bench.measure.sampling import StopRule, WarmupRule, collect_samples, warm_up
+from bench.measure.timing import measure_latency
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -29,7 +31,7 @@ class FakeClock:
         return self.now
 
 
-def fake_timer(clock: FakeClock, durations: list[float] | itertools.cycle) -> timing.TimeOnce:
+def fake_timer(clock: FakeClock, durations: list[float] | itertools.cycle) -> sampling.TimeOnce:
     """A time_once that advances the fake clock by the next duration and returns it."""
     source = iter(durations)
 
@@ -143,13 +145,13 @@ def test_warm_up_bounded_by_budget_when_never_settling() -> None:
 
 
 def test_is_settled_needs_two_windows() -> None:
-    assert not timing.is_settled([1.0] * 9, window=5, tolerance=0.05)
-    assert timing.is_settled([2.0] * 5 + [1.0] * 5 + [1.02] * 5, window=5, tolerance=0.05)
+    assert not sampling.is_settled([1.0] * 9, window=5, tolerance=0.05)
+    assert sampling.is_settled([2.0] * 5 + [1.0] * 5 + [1.02] * 5, window=5, tolerance=0.05)
 
 
 @pytest.mark.parametrize(("typical", "k"), [(0.5, 1), (1e-3, 1), (2.5e-4, 4), (1e-7, 100)])
 def test_iters_per_sample(typical: float, k: int) -> None:
-    assert timing.iters_per_sample(typical) == k
+    assert sampling.iters_per_sample(typical) == k
 
 
 # --- measure_latency wiring ------------------------------------------------------------------
@@ -180,7 +182,7 @@ def test_threads_fixed_and_restored() -> None:
     result = measure_latency(tiny_net(), (3, 8, 8), threads=1, budget_s=0.2)
     assert result.threads == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(BenchError), timing.fixed_threads(1):
+    with pytest.raises(BenchError), fixed_threads(1):
         raise BenchError("boom")
     assert torch.get_num_threads() == before
 
@@ -241,8 +243,8 @@ def test_model_without_input_shape_needs_one() -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
 def test_cuda_requested_without_cuda() -> None:
     with pytest.raises(BenchError, match="CUDA is not available"):
-        timing.resolve_device("cuda")
-    assert timing.resolve_device("auto") == "cpu"
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
 
 
 @needs_cuda
@@ -263,8 +265,7 @@ def test_cuda_half_precision() -> None:
 
 def invoke(*args: str):
     """Run `bench ARGS` in-process."""
-    pytest.importorskip("bench.options", reason="bench/options.py (counting area) not there yet")
-    from bench.cli import app
+    from bench.cli.app import app
 
     return CliRunner().invoke(app, list(args))
 

@@ -15,10 +15,11 @@ import torchvision
 from fixtures.flowers import ARCHIVE, extract_subset
 from typer.testing import CliRunner
 
-from bench import train
-from bench.cli import app
-from bench.errors import BenchError
+from bench.cli.app import app
+from bench.core.errors import BenchError
 from bench.train import TrainOptions, finetune, load_checkpoint, parse_train_options
+from bench.train import loop as train
+from bench.train.checkpoints import predict_images
 
 TINY = {
     "image_size": 48,
@@ -136,7 +137,7 @@ def test_checkpoint_reload_and_predict_round_trip(
     assert meta["classes"] == ["daisy", "dandelion", "rose"]
     assert meta["eval"]["image_size"] == 48 and meta["spec"] == "shufflenet_v2_x0_5"
     photos = sorted((subset / "rose").iterdir())[:2]
-    direct = train.predict_images(model, meta, photos)
+    direct = predict_images(model, meta, photos)
     assert sum(direct[0]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
     args = [
         "predict",
@@ -207,7 +208,7 @@ def test_torchvision_state_dict_loads_with_head_replaced(tmp_path: Path) -> None
     torch.save(reference.state_dict(), tmp_path / "tv.pth")
     options = TrainOptions(weights=str(tmp_path / "tv.pth"), freeze="backbone")
     with pytest.warns(UserWarning, match=r"loaded 336 tensors, skipped \['fc.bias', 'fc.weight'\]"):
-        model, report = train.build_model("shufflenet_v2_x0_5", 3, options)
+        model, report = train.build_finetune_model("shufflenet_v2_x0_5", 3, options)
     assert report["skipped"] == ["fc.bias", "fc.weight"] == report["missing"]
     assert torch.equal(model.state_dict()["conv1.0.weight"], reference.conv1[0].weight)
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
@@ -218,9 +219,9 @@ def test_torchvision_weights_come_only_from_the_hub_cache(monkeypatch, tmp_path:
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     options = TrainOptions(weights="torchvision")
     with pytest.raises(BenchError, match=r"shufflenetv2_x0\.5-f707e7126e\.pth is absent"):
-        train.build_model("shufflenet_v2_x0_5", 3, options)
+        train.build_finetune_model("shufflenet_v2_x0_5", 3, options)
     with pytest.raises(BenchError, match="no pretrained weights for 'shufflenet_v1_g3_x1_0'"):
-        train.build_model("shufflenet_v1_g3_x1_0", 3, options)
+        train.build_finetune_model("shufflenet_v1_g3_x1_0", 3, options)
 
 
 def test_tensorboard_missing_warns_once(monkeypatch, tmp_path: Path) -> None:

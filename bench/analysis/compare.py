@@ -36,17 +36,18 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from bench.errors import BenchError
-from bench.results import latest_run
+from bench.core.choices import LatencyStat, Normalize
+from bench.core.errors import BenchError
+from bench.runs.folder import latest_run, load_run
 
 MIN_SAMPLES = 5
 BOOTSTRAP_RESAMPLES = 4000
 BOOTSTRAP_SEED = 20180730
 CHUNK_ELEMENTS = 2_000_000
-DEFAULT_METRIC = "latency_ms_median"
+DEFAULT_METRIC = LatencyStat.latency_ms_median
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_CONFIDENCE = 0.99
-NORMALIZE_MODES = ("auto", "none", "calibration")
+NORMALIZE_MODES = tuple(mode.value for mode in Normalize)
 MACHINE_KEYS = ("hostname", "cpu_model", "gpu_name")
 CALIBRATION_ROLE = "calibration"
 INSUFFICIENT = "insufficient samples"
@@ -69,12 +70,16 @@ def _percentile(q: float) -> Reducer:
     return lambda values: np.percentile(values, q, axis=-1)
 
 
+_REDUCERS: dict[LatencyStat, tuple[Reducer, str | None]] = {
+    LatencyStat.latency_ms_median: (lambda v: np.median(v, axis=-1), "median"),
+    LatencyStat.latency_ms_mean: (lambda v: np.mean(v, axis=-1), "mean"),
+    LatencyStat.latency_ms_p10: (_percentile(10), None),
+    LatencyStat.latency_ms_p90: (_percentile(90), None),
+    LatencyStat.latency_ms_p99: (_percentile(99), None),
+}
 METRICS: dict[str, Metric] = {
-    "latency_ms_median": Metric("latency_ms_median", lambda v: np.median(v, axis=-1), "median"),
-    "latency_ms_mean": Metric("latency_ms_mean", lambda v: np.mean(v, axis=-1), "mean"),
-    "latency_ms_p10": Metric("latency_ms_p10", _percentile(10)),
-    "latency_ms_p90": Metric("latency_ms_p90", _percentile(90)),
-    "latency_ms_p99": Metric("latency_ms_p99", _percentile(99)),
+    stat.value: Metric(stat.value, reduce, pytest_stat)
+    for stat, (reduce, pytest_stat) in _REDUCERS.items()
 }
 
 
@@ -202,7 +207,7 @@ def normal_ratio(base: CaseData, new: CaseData, confidence: float) -> Ratio:
     return Ratio(ratio, ratio / factor, ratio * factor, "normal-approx")
 
 
-def verdict(ratio: Ratio, threshold: float, n_base: int, n_new: int) -> str:
+def regression_verdict(ratio: Ratio, threshold: float, n_base: int, n_new: int) -> str:
     """faster / unchanged / slower / regression, or `insufficient samples` (see module doc)."""
     if min(n_base, n_new) < MIN_SAMPLES:
         return INSUFFICIENT
@@ -233,7 +238,7 @@ def compare_case(
         n_base=base.n,
         n_new=new.n,
         method=ratio.method,
-        verdict=verdict(ratio, threshold, base.n, new.n),
+        verdict=regression_verdict(ratio, threshold, base.n, new.n),
     )
 
 
@@ -254,7 +259,7 @@ def parse_threshold(text: str | float) -> float:
     return value
 
 
-def check_options(metric: str, confidence: float, normalize: str) -> Metric:
+def check_compare_options(metric: str, confidence: float, normalize: str) -> Metric:
     """Validate metric, confidence and normalisation mode; return the Metric."""
     if metric not in METRICS:
         raise BenchError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -283,8 +288,6 @@ def load_side(path: str | Path, metric: Metric, label: str) -> Side:
 
 def load_run_side(folder: Path, metric: Metric) -> Side:
     """One side from a run folder (load_run checks results_format_version): ok rows, samples."""
-    from bench.results import load_run
-
     run = load_run(folder)
     cases: dict[str, CaseData] = {}
     skipped: dict[str, str] = {}
@@ -417,7 +420,7 @@ def compare(
     normalize: str = "auto",
 ) -> Comparison:
     """Compare NEW against BASE case by case; BenchError on bad input or no common cases."""
-    spec = check_options(metric, confidence, normalize)
+    spec = check_compare_options(metric, confidence, normalize)
     if threshold < 0:
         raise BenchError(f"threshold {threshold} must be >= 0")
     base, new = load_side(base_path, spec, "BASE"), load_side(new_path, spec, "NEW")

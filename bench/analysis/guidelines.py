@@ -59,7 +59,7 @@ def ours_in_unit(row: pd.Series) -> float:
     return float(value) if value is not None and not pd.isna(value) else math.nan
 
 
-def comparison_table(group: pd.DataFrame) -> pd.DataFrame:
+def paper_table(group: pd.DataFrame) -> pd.DataFrame:
     """config, ours, paper and both normalised to the table's first row, plus the unit."""
     ours = group.apply(ours_in_unit, axis=1).astype(float)
     paper = group["ref_throughput"].astype(float)
@@ -96,7 +96,7 @@ def same_fastest(table: pd.DataFrame) -> bool:
     return ours_best in set(both.loc[both["paper"] == both["paper"].max(), "config"])
 
 
-def verdict(table: pd.DataFrame, rho: float | None) -> bool | None:
+def reproduced(table: pd.DataFrame, rho: float | None) -> bool | None:
     """Reproduced (True/False) by the module's criterion, None when it cannot be decided."""
     if rho is None:
         return None
@@ -126,9 +126,9 @@ def sentence_for(name: str, table: pd.DataFrame, rho: float | None, ok: bool | N
 def summarize_group(keys: tuple, group: pd.DataFrame) -> GuidelineSummary:
     """One GuidelineSummary from the rows of one guideline/device/platform/column."""
     guideline, device, platform, column = keys
-    table = comparison_table(group)
+    table = paper_table(group)
     rho = rank_correlation(table)
-    ok = verdict(table, rho)
+    ok = reproduced(table, rho)
     name = f"{guideline} {column} on {device} (paper: {platform or '?'}, {table['unit'].iloc[0]})"
     return GuidelineSummary(
         guideline=guideline,

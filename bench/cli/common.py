@@ -1,13 +1,16 @@
-"""Options and helpers shared by every `bench` command (defined once)."""
+"""Options, consoles and output helpers shared by every `bench` command (defined once)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from bench.core.choices import Device, Dtype
 
 stdout = Console()
 if not stdout.is_terminal:  # piped or redirected: no 80-column default that crops tables
@@ -17,14 +20,18 @@ stderr = Console(stderr=True, soft_wrap=True)
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document instead of a table.")
 ]
-DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
+DeviceOption = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
 BatchOption = Annotated[int, typer.Option("--batch", help="Batch size (images per forward).")]
 InputOption = Annotated[
     str | None, typer.Option("--input", help="Input shape CxHxW; default: the model's own.")
 ]
-DtypeOption = Annotated[str, typer.Option("--dtype", help="float32, bfloat16 or float16.")]
+DtypeOption = Annotated[Dtype, typer.Option("--dtype", help="Floating-point type.")]
 ThreadsOption = Annotated[
     int | None, typer.Option("--threads", help="CPU threads (torch.set_num_threads).")
+]
+SuiteArgument = Annotated[str, typer.Argument(help="Suite YAML file, or a shipped suite's name.")]
+DeviceOverride = Annotated[
+    Device | None, typer.Option("--device", help="Override the suite's default device.")
 ]
 SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet50 or g1:c1=128,c2=128.")]
 CalibrateFlag = Annotated[
@@ -36,10 +43,9 @@ CalibrateFlag = Annotated[
 ]
 
 
-def fail(message: str) -> NoReturn:
-    """Print one error line to stderr and exit with code 2."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
+def print_error(message: str) -> None:
+    """One `error:` line on stderr (the message is printed as text, never as markup)."""
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
 def print_json(payload: Any) -> None:

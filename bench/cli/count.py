@@ -1,24 +1,27 @@
-"""`bench count`: params, mult-adds, flops and memory access cost of one model (bench.counting)."""
+"""`bench count`: params, mult-adds, flops and memory access cost of one model."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from bench.cli_common import (
+from bench.cli.common import (
     BatchOption,
     DtypeOption,
     InputOption,
     JsonFlag,
     SpecArgument,
-    fail,
     print_json,
     stderr,
     stdout,
 )
+from bench.core.choices import Dtype
+from bench.report.format import human_bytes, human_count
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PerLayerFlag = Annotated[
     bool, typer.Option("--per-layer", help="Also print per-op and per-layer tables.")
@@ -26,25 +29,6 @@ PerLayerFlag = Annotated[
 FvcoreFlag = Annotated[
     bool, typer.Option("--fvcore", help="Also run fvcore's FlopCountAnalysis (slow, real CPU).")
 ]
-
-COUNT_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
-BYTE_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
-
-
-def human_count(value: float) -> str:
-    """A count with an SI prefix (4.09 G)."""
-    for scale, prefix in COUNT_PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}"
-    return f"{value:g}"
-
-
-def human_bytes(value: float) -> str:
-    """A byte count with a binary prefix (97.5 MiB)."""
-    for scale, prefix in BYTE_PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}"
-    return f"{value:g} B"
 
 
 def totals_table(spec: str, data: dict) -> Table:
@@ -97,18 +81,15 @@ def count_command(
     spec: SpecArgument,
     input: InputOption = None,
     batch: BatchOption = 1,
-    dtype: DtypeOption = "float32",
+    dtype: DtypeOption = Dtype.float32,
     per_layer: PerLayerFlag = False,
     fvcore: FvcoreFlag = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Params, mult-adds (flops = 2x), memory access cost and activation peak of one forward."""
-    from bench.counting import count
+    from bench.measure.counting import count
 
-    try:
-        result = count(spec, input_shape=input, batch=batch, dtype=dtype, fvcore=fvcore)
-    except ValueError as exc:  # BenchError is a ValueError; netdefs raises ValueError
-        fail(str(exc))
+    result = count(spec, input_shape=input, batch=batch, dtype=dtype.value, fvcore=fvcore)
     if result.unhandled:
         listed = ", ".join(f"{op} x{calls}" for op, calls in result.unhandled.items())
         stderr.print(

@@ -1,4 +1,4 @@
-"""`bench report`: a thin command over bench.report.write_report."""
+"""`bench report`: a thin command over bench.report.document.write_report."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bench.cli_common import fail, stdout
-from bench.errors import BenchError
+from bench.cli.common import stdout
 
 RunsArgument = Annotated[
     list[Path],
@@ -22,12 +21,9 @@ OutputOption = Annotated[
 
 def report_command(runs: RunsArgument, output: OutputOption = None) -> None:
     """Write a markdown report with PNG figures: tables, guidelines vs paper, R^2, comparison."""
-    from bench.report import write_report
+    from bench.report.document import write_report
 
-    try:
-        path = write_report(runs, output)
-    except BenchError as exc:
-        fail(str(exc))
+    path = write_report(runs, output)
     stdout.print(f"wrote {path} (figures in {path.stem}_files/)", highlight=False)
 
 

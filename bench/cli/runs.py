@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from bench.cli_common import CalibrateFlag, fail, stderr, stdout
+from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.core.values import is_missing
 
 if TYPE_CHECKING:
-    from bench.summary import GuidelineSummary
+    import pandas as pd
 
-LIST_WHAT = ("models", "blocks", "suites")
+    from bench.analysis.guidelines import GuidelineSummary
+    from bench.runs.suite import Case
+
+
+class ListKind(StrEnum):
+    """What `bench list` lists."""
+
+    models = "models"
+    blocks = "blocks"
+    suites = "suites"
+
+
 TABLE_COLUMNS = {  # column -> (header, format)
     "model": ("model", "{}"),
     "device": ("dev", "{}"),
@@ -30,8 +52,7 @@ TABLE_COLUMNS = {  # column -> (header, format)
 }
 MILLIONS = ("params", "mult_adds")
 
-SuiteArgument = Annotated[str, typer.Argument(help="Suite YAML file, or a shipped suite's name.")]
-OutOption = Annotated[
+RunOutOption = Annotated[
     Path | None, typer.Option("--out", help="Run folder (default results/<suite>/<time>-<commit>).")
 ]
 FilterOption = Annotated[
@@ -56,12 +77,46 @@ ProgressFlag = Annotated[
 ]
 
 
+class ProgressBar:
+    """The runner's observer: a rich progress bar on stderr (case k of n, elapsed, ETA)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def started(self, run_dir: Path, pending: int, total: int) -> None:
+        """Say where the run goes and start the bar at the cases already done."""
+        stderr.print(f"run folder: {run_dir} ({pending} of {total} cases to run)", highlight=False)
+        self.task = self.progress.add_task("", total=total, completed=total - pending)
+
+    def case_done(self, case: Case, row: dict[str, Any]) -> None:
+        """Advance the bar by one case."""
+        self.progress.update(self.task, advance=1, description=case.case_id)
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[ProgressBar | None]:
+    """A ProgressBar while the block runs (None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    columns = (
+        TextColumn("case"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=stderr, transient=False) as progress:
+        yield ProgressBar(progress)
+
+
 def run_command(
     suite: SuiteArgument,
-    out: OutOption = None,
-    device: Annotated[
-        str | None, typer.Option("--device", help="Override defaults.device.")
-    ] = None,
+    out: RunOutOption = None,
+    device: DeviceOverride = None,
     filter: FilterOption = None,
     quick: QuickFlag = False,
     resume: ResumeOption = None,
@@ -72,33 +127,31 @@ def run_command(
     tensorboard: TensorboardOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
-    from bench.results import load_run
-    from bench.runner import run_suite
+    from bench.runs.folder import load_run
+    from bench.runs.runner import run_suite
 
-    try:
+    with progress_bar(progress) as observer:
         run_dir = run_suite(
             suite,
             out,
-            device,
+            device.value if device else None,
             filter,
             quick,
             resume,
             shard,
             data,
-            progress,
             calibrate,
             tensorboard=tensorboard,
+            observer=observer,
         )
-        run = load_run(run_dir)
-    except ValueError as exc:  # BenchError included
-        fail(str(exc))
+    run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
     stderr.print(f"run folder: {run_dir}", highlight=False)
 
 
 def print_run(rows: pd.DataFrame, title: str) -> None:
     """The results table and, for guideline rows, the comparison with the paper."""
-    from bench.summary import guideline_summaries, guideline_verdicts
+    from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
 
     stdout.print(results_table(rows, title))
     if "note" in rows.columns:
@@ -115,7 +168,7 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
 
 def _cell(value: object, pattern: str) -> str:
     """One table cell ('' for missing values)."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+    if value is None or (not isinstance(value, str) and is_missing(value)):
         return ""
     try:
         return pattern.format(value)
@@ -130,7 +183,9 @@ def results_table(rows: pd.DataFrame, title: str) -> Table:
     for column in columns:
         table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
     for _, row in rows.iterrows():
-        values = [row[c] / 1e6 if c in MILLIONS and pd.notna(row[c]) else row[c] for c in columns]
+        values = [
+            row[c] / 1e6 if c in MILLIONS and not is_missing(row[c]) else row[c] for c in columns
+        ]
         table.add_row(
             *(_cell(v, TABLE_COLUMNS[c][1]) for c, v in zip(columns, values, strict=True))
         )
@@ -159,40 +214,31 @@ def summary_table(summary: GuidelineSummary) -> Table:
 
 
 def list_command(
-    what: Annotated[str, typer.Argument(help="models, blocks or suites.")],
+    kind: Annotated[ListKind, typer.Argument(help="What to list.")],
     pattern: Annotated[
         str | None, typer.Option("--pattern", help="Shell wildcard on model names.")
     ] = None,
 ) -> None:
     """List registered networks, guideline blocks, or the shipped suites."""
-    if what not in LIST_WHAT:
-        fail(f"bench list {what!r}: expected one of: {', '.join(LIST_WHAT)}")
-    if what == "suites":
+    if kind == ListKind.suites:
         stdout.print(suites_table())
         return
     from netdefs import list_models
 
-    kind = "network" if what == "models" else "block"
-    for name in list_models(pattern, kind=kind):
+    for name in list_models(pattern, kind="network" if kind == ListKind.models else "block"):
         stdout.print(name, highlight=False)
 
 
 def suites_table() -> Table:
-    """A table of suites/*.yaml with their descriptions (unreadable files say why)."""
-    import yaml
-
-    from bench.runner import SUITES_DIR
+    """A table of the shipped suites with their descriptions."""
+    from bench.core.paths import SUITES_DIR
+    from bench.runs.suite import shipped_suites
 
     table = Table(title=f"suites in {SUITES_DIR}")
     table.add_column("suite")
     table.add_column("description")
-    for path in sorted(SUITES_DIR.glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            description = str(data.get("description", "")) if isinstance(data, dict) else ""
-        except yaml.YAMLError:
-            description = "(not valid YAML)"
-        table.add_row(path.stem, description)
+    for name, description in shipped_suites():
+        table.add_row(name, description)
     return table
 
 
@@ -200,12 +246,9 @@ def show_command(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
 ) -> None:
     """Show a run folder as a table (plus the guideline comparison where it applies)."""
-    from bench.results import load_run
+    from bench.runs.folder import load_run
 
-    try:
-        loaded = load_run(run)
-    except ValueError as exc:
-        fail(str(exc))
+    loaded = load_run(run)
     print_run(loaded.rows, f"{loaded.env.get('suite')}: {run}")
 
 
@@ -214,12 +257,9 @@ def merge_command(
     out: Annotated[Path, typer.Option("--out", help="The merged run folder (new).")],
 ) -> None:
     """Join run folders (shards of one suite, or runs on several machines) into one."""
-    from bench.results import merge_runs
+    from bench.runs.merge import merge_runs
 
-    try:
-        merged = merge_runs(list(runs), out)
-    except ValueError as exc:
-        fail(str(exc))
+    merged = merge_runs(list(runs), out)
     stderr.print(f"merged {len(runs)} run(s) into {merged}", highlight=False)
 
 

@@ -1,4 +1,4 @@
-"""`bench time` and `bench env`: thin commands over bench.timing and bench.env."""
+"""`bench time` and `bench env`: thin commands over bench.measure.timing and bench.measure.env."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bench.cli_common import (
+from bench.cli.common import (
     BatchOption,
     CalibrateFlag,
     DeviceOption,
@@ -16,10 +16,10 @@ from bench.cli_common import (
     JsonFlag,
     SpecArgument,
     ThreadsOption,
-    fail,
     print_json,
     stdout,
 )
+from bench.core.choices import Device, Dtype, Mode
 
 ChannelsLastFlag = Annotated[
     bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
@@ -28,7 +28,7 @@ CompileFlag = Annotated[
     bool, typer.Option("--compile", help="torch.compile the model (compile time reported apart).")
 ]
 ModeOption = Annotated[
-    str, typer.Option("--mode", help="infer (forward) or train (forward+backward+SGD step).")
+    Mode, typer.Option("--mode", help="infer (forward) or train (forward+backward+SGD step).")
 ]
 BudgetOption = Annotated[
     float, typer.Option("--budget", help="Seconds for warm-up plus sampling (upper bound).")
@@ -37,36 +37,33 @@ BudgetOption = Annotated[
 
 def time_command(
     spec: SpecArgument,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = Device.cpu,
     batch: BatchOption = 1,
     input: InputOption = None,
     threads: ThreadsOption = None,
-    dtype: DtypeOption = "float32",
+    dtype: DtypeOption = Dtype.float32,
     channels_last: ChannelsLastFlag = False,
     compile: CompileFlag = False,
-    mode: ModeOption = "infer",
+    mode: ModeOption = Mode.infer,
     budget: BudgetOption = 10.0,
     json_output: JsonFlag = False,
 ) -> None:
     """Time one model: median/percentile latency (ms), throughput (images/s), raw samples."""
-    from bench.options import parse_dtype, parse_input_shape
-    from bench.timing import measure_latency
+    from bench.core.options import parse_dtype, parse_input_shape
+    from bench.measure.timing import measure_latency
 
-    try:
-        result = measure_latency(
-            spec,
-            input_shape=parse_input_shape(input) if input else None,
-            batch=batch,
-            device=device,
-            threads=threads,
-            dtype=parse_dtype(dtype),
-            channels_last=channels_last,
-            compile=compile,
-            mode=mode,
-            budget_s=budget,
-        )
-    except ValueError as exc:  # BenchError is a ValueError; netdefs raises ValueError
-        fail(str(exc))
+    result = measure_latency(
+        spec,
+        input_shape=parse_input_shape(input) if input else None,
+        batch=batch,
+        device=device.value,
+        threads=threads,
+        dtype=parse_dtype(dtype.value),
+        channels_last=channels_last,
+        compile=compile,
+        mode=mode.value,
+        budget_s=budget,
+    )
     if json_output:
         print_json({"spec": spec, **result.to_dict()})
     else:
@@ -94,16 +91,13 @@ def latency_table(spec: str, data: dict) -> Table:
 
 def env_command(
     calibrate: CalibrateFlag = True,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = Device.cpu,
     json_output: JsonFlag = False,
 ) -> None:
     """Versions, hardware, git state and a calibration of this machine."""
-    from bench.env import collect_env
+    from bench.measure.env import collect_env
 
-    try:
-        env = collect_env(calibrate=calibrate, device=device)
-    except ValueError as exc:
-        fail(str(exc))
+    env = collect_env(calibrate=calibrate, device=device.value)
     if json_output:
         print_json(env)
     else:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from bench.cli_common import JsonFlag, fail, print_json, stderr, stdout
-from bench.errors import BenchError
+from bench.cli.common import JsonFlag, print_json, stderr, stdout
+from bench.core.errors import BenchError
 
 data_app = typer.Typer(help="Fetch or unpack data sets for fine-tunes.", no_args_is_help=True)
 
@@ -24,15 +24,12 @@ def predict(
     top: Annotated[int, typer.Option("--top", min=1, help="Classes shown per image.")] = 5,
 ) -> None:
     """Print every class's probability for each image (fine-tune checkpoint)."""
-    from bench.train import load_checkpoint, predict_images
+    from bench.train.checkpoints import load_checkpoint, predict_images
 
-    try:
-        model, meta = load_checkpoint(checkpoint)
-        results = predict_images(model, meta, _expand(images))
-        if annotate is not None:
-            _annotate_all(results, annotate)
-    except BenchError as exc:
-        fail(str(exc))
+    model, meta = load_checkpoint(checkpoint)
+    results = predict_images(model, meta, _expand(images))
+    if annotate is not None:
+        _annotate_all(results, annotate)
     if json_out:
         print_json(results)
     else:
@@ -41,7 +38,7 @@ def predict(
 
 def _expand(paths: list[Path]) -> list[Path]:
     """Files as given, folders replaced by the image files inside them (sorted)."""
-    from bench.data import IMAGE_SUFFIXES
+    from bench.train.data import IMAGE_SUFFIXES
 
     files: list[Path] = []
     for path in paths:
@@ -98,12 +95,9 @@ def flowers(
     timeout: Annotated[float, typer.Option("--timeout", help="Download timeout (s).")] = 30.0,
 ) -> None:
     """Download and unpack TensorFlow's flower_photos (or unpack a local archive with --from)."""
-    from bench.data import FLOWERS_URL, fetch_flowers
+    from bench.train.data import FLOWERS_URL, fetch_flowers
 
-    try:
-        root = fetch_flowers(dest, source, FLOWERS_URL, timeout)
-    except BenchError as exc:
-        fail(str(exc))
+    root = fetch_flowers(dest, source, FLOWERS_URL, timeout)
     stdout.print(f"flower photos ready in {root}")
 
 

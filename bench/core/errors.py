@@ -1,5 +1,23 @@
-"""The one error type users see: a clear one-line message, never a traceback."""
+"""The one error type users see, and the one way an exception becomes a line of text."""
+
+from __future__ import annotations
+
+MAX_ERROR_CHARS = 400
 
 
 class BenchError(ValueError):
     """Bad input or an impossible request; the CLI prints the message and exits with code 2."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name when it has none."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def one_line(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
+    """The whole message on one line (type name first unless a BenchError), at most `limit`."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, BenchError):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:limit]

@@ -1,21 +1,22 @@
-"""Parsing of the options every command and suite shares: input shapes, dtypes, batch sizes."""
+"""The options every command and suite shares: shapes, dtypes, batch sizes, devices, threads."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
-from bench.errors import BenchError
+from bench.core.choices import DEVICES, DTYPE_ALIASES, DTYPE_NAMES, Dtype
+from bench.core.errors import BenchError
 
 DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
+    Dtype.float32: torch.float32,
+    Dtype.bfloat16: torch.bfloat16,
+    Dtype.float16: torch.float16,
 }
+DTYPES.update({alias: DTYPES[name] for alias, name in DTYPE_ALIASES.items()})
 
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*$")
 
@@ -46,13 +47,22 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         return name
     key = str(name).strip().lower().removeprefix("torch.")
     if key not in DTYPES:
-        raise BenchError(f"dtype {name!r} is not one of: {', '.join(DTYPES)}")
+        raise BenchError(f"dtype {name!r} is not one of: {', '.join(DTYPE_NAMES)}")
     return DTYPES[key]
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    """The canonical name of a dtype (float32, bfloat16, float16)."""
+    """The canonical name of a dtype (float32, bfloat16, float16, ...)."""
     return str(dtype).removeprefix("torch.")
+
+
+def check_supported_dtype(dtype: torch.dtype) -> str:
+    """The dtype's name if timing supports it, else BenchError listing the choices."""
+    name = dtype_name(dtype)
+    if name not in DTYPES:
+        choices = ", ".join(member.value for member in Dtype)
+        raise BenchError(f"unsupported dtype {dtype}; choose one of {choices}")
+    return name
 
 
 def check_batch(batch: int) -> int:
@@ -60,3 +70,34 @@ def check_batch(batch: int) -> int:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
         raise BenchError(f"batch {batch!r} must be a positive integer")
     return batch
+
+
+def auto_device() -> str:
+    """What `auto` means on this machine: cuda when CUDA is available, else cpu."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(device: str) -> str:
+    """Map cpu|cuda|auto to a concrete device; BenchError when CUDA is asked for and absent."""
+    device = str(device)
+    if device not in DEVICES:
+        raise BenchError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return auto_device()
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("device 'cuda' requested but CUDA is not available on this machine")
+    return device
+
+
+@contextmanager
+def fixed_threads(threads: int | None) -> Iterator[int]:
+    """Set torch's intra-op thread count for the block (restored afterwards); yield it."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
+            raise BenchError(f"threads must be a positive integer, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)

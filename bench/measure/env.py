@@ -23,9 +23,10 @@ import torch
 import torchvision
 from torch import nn
 
-from bench.timing import measure_latency, resolve_device
+from bench.core.options import resolve_device
+from bench.core.paths import REPO_ROOT
+from bench.measure.timing import measure_latency
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GEMM_SIZE = {"cpu": 1024, "cuda": 8192}
 COPY_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 CALIBRATION_REPEATS = 3

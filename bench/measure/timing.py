@@ -1,9 +1,8 @@
 """Latency and throughput of one model on one device, with raw samples and a stopping rule.
 
-The sampling loop and its statistics are plain Python over two callables (`time_once` returns
-the seconds one sample took, `clock` reads the wall clock for budgets), so unit tests drive them
-with a fake clock. `measure_latency` wires them to torch: eval + inference_mode (or a training
-step), random inputs, fixed thread count, warm-up until settled, CUDA events on GPU.
+`measure_latency` wires the sampling engine (`bench.measure.sampling`) to torch: eval +
+inference_mode (or a training step), random inputs, fixed thread count, warm-up until settled,
+CUDA events on GPU.
 """
 
 from __future__ import annotations
@@ -12,49 +11,34 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import psutil
 import torch
 from torch import nn
 
-from bench.errors import BenchError
-from bench.stats import median_rel_halfwidth, summarize
+from bench.core.choices import MODES
+from bench.core.errors import BenchError, first_line
+from bench.core.models import model_and_shape
+from bench.core.options import check_supported_dtype, fixed_threads, resolve_device
+from bench.measure.sampling import (
+    FAST_SAMPLE_S,
+    Clock,
+    StopRule,
+    TimeOnce,
+    WarmupRule,
+    collect_samples,
+    cpu_timer,
+    cuda_timer,
+    iters_per_sample,
+    repeat,
+    warm_up,
+)
+from bench.measure.stats import median_rel_halfwidth, summarize
 
-DEVICES = ("cpu", "cuda", "auto")
-MODES = ("infer", "train")
-DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 COMPILE_BACKEND = "inductor"
-FAST_SAMPLE_S = 1e-3
-MAX_ITERS_PER_SAMPLE = 100
 RSS_POLL_S = 0.001
-
-TimeOnce = Callable[[], float]
-Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """When sampling ends: converged CI, spent budget or too many samples."""
-
-    budget_s: float = 10.0
-    rel_precision: float = 0.02
-    min_samples: int = 10
-    max_samples: int = 10_000
-    confidence: float = 0.95
-
-
-@dataclass(frozen=True)
-class WarmupRule:
-    """Warm-up: at least `min_iters`, then until two windows' medians agree within `tolerance`."""
-
-    min_iters: int = 3
-    window: int = 5
-    tolerance: float = 0.05
-    max_iters: int = 200
-    budget_s: float = 2.0
 
 
 @dataclass
@@ -92,78 +76,11 @@ class LatencyResult:
         return data
 
 
-def warm_up(time_once: TimeOnce, clock: Clock, rule: WarmupRule = WarmupRule()) -> list[float]:
-    """Run iterations until their times settle (or the warm-up budget ends); return them."""
-    times: list[float] = []
-    start = clock()
-    while len(times) < rule.max_iters:
-        times.append(time_once())
-        if len(times) >= rule.min_iters and is_settled(times, rule.window, rule.tolerance):
-            break
-        if clock() - start >= rule.budget_s:
-            break
-    return times
-
-
-def is_settled(times: list[float], window: int, tolerance: float) -> bool:
-    """True when the median of the last window is within `tolerance` of the window before."""
-    if len(times) < 2 * window:
-        return False
-    last = statistics.median(times[-window:])
-    previous = statistics.median(times[-2 * window : -window])
-    return previous > 0 and abs(last - previous) / previous <= tolerance
-
-
-def collect_samples(
-    time_once: TimeOnce, clock: Clock, rule: StopRule = StopRule()
-) -> tuple[list[float], str]:
-    """Sample until the median's CI half-width <= rel_precision, the budget or max_samples."""
-    samples: list[float] = []
-    start = clock()
-    next_check = rule.min_samples
-    while True:
-        samples.append(time_once())
-        if len(samples) >= next_check:
-            next_check = len(samples) + max(1, len(samples) // 20)
-            if median_rel_halfwidth(samples, rule.confidence) <= rule.rel_precision:
-                return samples, "converged"
-        if len(samples) >= rule.max_samples:
-            return samples, "max_samples"
-        if clock() - start >= rule.budget_s:
-            return samples, "budget"
-
-
-def iters_per_sample(typical_s: float, target_s: float = FAST_SAMPLE_S) -> int:
-    """Iterations per sample so that one sample lasts about `target_s` (1 for slow models)."""
-    if typical_s <= 0.0 or typical_s >= target_s:
-        return 1
-    return min(MAX_ITERS_PER_SAMPLE, math.ceil(target_s / typical_s))
-
-
-def resolve_device(device: str) -> str:
-    """Map cpu|cuda|auto to a concrete device; BenchError when CUDA is asked for and absent."""
-    if device not in DEVICES:
-        raise BenchError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("device 'cuda' requested but CUDA is not available on this machine")
-    return device
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """The short name of a supported dtype; BenchError listing the choices otherwise."""
-    if dtype not in DTYPE_NAMES:
-        choices = ", ".join(DTYPE_NAMES.values())
-        raise BenchError(f"unsupported dtype {dtype}; choose one of {choices}")
-    return DTYPE_NAMES[dtype]
-
-
-def check_options(
+def check_dtype_support(
     device: str, dtype: torch.dtype, input_shape: tuple[int, ...], channels_last: bool
-) -> None:
-    """Fail with a clear BenchError if the device cannot run this dtype / memory format."""
-    name = dtype_name(dtype)
+) -> str:
+    """The dtype's name; a clear BenchError if the device cannot run this dtype / memory format."""
+    name = check_supported_dtype(dtype)
     if channels_last and len(input_shape) != 3:
         raise BenchError(f"--channels-last needs a CxHxW image input, got shape {input_shape}")
     try:
@@ -171,41 +88,10 @@ def check_options(
         weight = torch.randn(2, 2, 3, 3, device=device).to(dtype)
         torch.nn.functional.conv2d(probe, weight, padding=1).sum().item()
     except (RuntimeError, NotImplementedError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BenchError(f"dtype {name} cannot run a convolution on {device}: {reason}") from None
-
-
-def build_model(
-    model_or_spec: nn.Module | str, input_shape: tuple[int, ...] | None
-) -> tuple[nn.Module, tuple[int, ...]]:
-    """Build a spec via netdefs (or take the module) and settle the per-image input shape."""
-    if isinstance(model_or_spec, str):
-        from netdefs import get_model
-
-        try:
-            model = get_model(model_or_spec)
-        except ValueError as exc:
-            raise BenchError(str(exc)) from None
-    else:
-        model = model_or_spec
-    shape = input_shape or getattr(model, "input_shape", None)
-    if shape is None:
-        raise BenchError("input_shape is required for a model without .input_shape (C, H, W)")
-    return model, tuple(int(d) for d in shape)
-
-
-@contextmanager
-def fixed_threads(threads: int | None) -> Iterator[int]:
-    """Set torch's intra-op thread count for the block (restored afterwards); yield it."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        if threads <= 0:
-            raise BenchError(f"threads must be a positive integer, got {threads}")
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous)
+        raise BenchError(
+            f"dtype {name} cannot run a convolution on {device}: {first_line(exc)}"
+        ) from None
+    return name
 
 
 def make_step(
@@ -237,45 +123,6 @@ def training_loss(output: torch.Tensor, targets: dict[str, torch.Tensor]) -> tor
     if "y" not in targets:
         targets["y"] = torch.randint(0, output.shape[1], (output.shape[0],), device=output.device)
     return nn.functional.cross_entropy(output.float(), targets["y"])
-
-
-def repeat(step: Callable[[], object], k: int) -> Callable[[], object]:
-    """A callable running `step` k times."""
-    if k == 1:
-        return step
-
-    def repeated() -> None:
-        for _ in range(k):
-            step()
-
-    return repeated
-
-
-def cpu_timer(run: Callable[[], object], clock: Clock) -> TimeOnce:
-    """Seconds of one call of `run`, read with the wall clock."""
-
-    def time_once() -> float:
-        start = clock()
-        run()
-        return clock() - start
-
-    return time_once
-
-
-def cuda_timer(run: Callable[[], object]) -> TimeOnce:
-    """Seconds of one call of `run` from a CUDA event pair, synchronised around it."""
-
-    def time_once() -> float:
-        begin = torch.cuda.Event(enable_timing=True)
-        end = torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        begin.record()
-        run()
-        end.record()
-        end.synchronize()
-        return begin.elapsed_time(end) / 1000.0
-
-    return time_once
 
 
 class RssPeak:
@@ -335,9 +182,7 @@ def time_first_call(step: Callable[[], object]) -> float:
     try:
         step()
     except Exception as exc:  # compile failures come in many types; report one line
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise BenchError(f"torch.compile failed ({COMPILE_BACKEND}): {reason}") from None
+        raise BenchError(f"torch.compile failed ({COMPILE_BACKEND}): {first_line(exc)}") from None
     return time.perf_counter() - start
 
 
@@ -345,7 +190,7 @@ def validate_request(batch: int, mode: str, budget_s: float, rel_precision: floa
     """BenchError for a non-positive batch/budget/precision or an unknown mode."""
     if batch <= 0:
         raise BenchError(f"batch must be a positive integer, got {batch}")
-    if mode not in MODES:
+    if str(mode) not in MODES:
         raise BenchError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if budget_s <= 0 or rel_precision <= 0:
         raise BenchError(f"budget_s and rel_precision must be > 0, got {budget_s}, {rel_precision}")
@@ -370,14 +215,14 @@ def measure_latency(
     """Time one model: warm-up, then raw samples until the median is known to rel_precision."""
     validate_request(batch, mode, budget_s, rel_precision)
     device = resolve_device(device)
-    model, shape = build_model(model_or_spec, input_shape)
-    check_options(device, dtype, shape, channels_last)
+    model, shape = model_and_shape(model_or_spec, input_shape)
+    dtype_label = check_dtype_support(device, dtype, shape, channels_last)
     clock = clock or time.perf_counter
     rule = StopRule(budget_s, rel_precision, min_samples, max(min_samples, max_samples))
     with fixed_threads(threads) as n_threads:
         model, inputs = prepare(model, shape, batch, device, dtype, channels_last)
         run = _run_timed(model, inputs, device, mode, compile, rule, clock)
-    return build_result(run, device, n_threads, batch, dtype_name(dtype), mode, rule.confidence)
+    return build_result(run, device, n_threads, batch, dtype_label, mode, rule.confidence)
 
 
 def build_result(

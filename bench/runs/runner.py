@@ -12,47 +12,62 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from bench.errors import BenchError
-from bench.results import (
-    ENV_JSON,
-    RESULTS_FORMAT_VERSION,
+from bench.core.errors import BenchError, one_line
+from bench.core.io import write_json, write_yaml
+from bench.core.options import parse_dtype
+from bench.measure.counting import count
+from bench.measure.env import collect_env, git_commit
+from bench.measure.timing import measure_latency
+from bench.runs.folder import (
     check_format_version,
     latest_run,
+    read_epochs,
     read_json,
     read_rows,
     read_samples,
     write_epochs,
-    write_json,
     write_rows,
     write_samples,
-    write_yaml,
 )
-from bench.suite import Case, Suite, load_suite, parse_shard, select_cases
+from bench.runs.schema import (
+    ENV_JSON,
+    FINISHED,
+    RESULTS_FORMAT_VERSION,
+    SUITE_YAML,
+    count_row,
+    env_row,
+    latency_row,
+)
+from bench.runs.suite import (
+    Case,
+    Suite,
+    load_suite,
+    parse_shard,
+    resolve_suite_path,
+    select_cases,
+)
+from bench.train.loop import finetune
+from bench.train.options import parse_train_options
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SUITES_DIR = REPO_ROOT / "suites"
 RESULTS_DIR = Path("results")
 QUICK_BUDGET_S = 0.3
-FINISHED = ("ok", "skipped")
-ENV_ROW_KEYS = ("hostname", "cpu_model", "gpu_name", "torch")
-MAX_ERROR_CHARS = 400
-LATENCY_STATS = ("median", "mean", "p10", "p90", "p99", "iqr")
+
+
+class RunObserver(Protocol):
+    """What a caller (the CLI's progress bar) is told while a run goes on."""
+
+    def started(self, run_dir: Path, pending: int, total: int) -> None:
+        """The run folder is ready; `pending` of `total` cases are left to measure."""
+
+    def case_done(self, case: Case, row: dict[str, Any]) -> None:
+        """One case finished (its row is already on disk)."""
 
 
 @dataclass(frozen=True)
@@ -83,23 +98,13 @@ def case_budget(case: Case, quick: bool) -> float:
 
 
 def count_columns(case: Case) -> dict[str, Any]:
-    """params, mult_adds, flops, mac_elements, mac_bytes per image (batch 1) via bench.counting."""
-    from bench.counting import count
-    from bench.options import parse_dtype
-
+    """params, mult_adds, flops, mac_elements, mac_bytes per image (batch 1) via counting."""
     result = count(case.model, input_shape=case.input, batch=1, dtype=parse_dtype(case.dtype))
-    data = result.to_dict()
-    row = {key: data[key] for key in ("params", "mult_adds", "flops", "mac_elements", "mac_bytes")}
-    unhandled = data.get("unhandled") or {}
-    row["unhandled_ops"] = ",".join(sorted(unhandled)) or None
-    return row
+    return count_row(result)
 
 
 def latency_columns(case: Case, quick: bool) -> tuple[dict[str, Any], list[float]]:
     """Latency statistics (ms), throughput (images/s), batches/s and the raw samples."""
-    from bench.options import parse_dtype
-    from bench.timing import measure_latency
-
     result = measure_latency(
         case.model,
         input_shape=case.input,
@@ -111,17 +116,7 @@ def latency_columns(case: Case, quick: bool) -> tuple[dict[str, Any], list[float
         mode=case.mode,
         budget_s=case_budget(case, quick),
     )
-    row = {f"latency_ms_{k}": getattr(result, f"{k}_ms") for k in LATENCY_STATS}
-    row.update(
-        cv=result.cv,
-        n_samples=result.n_samples,
-        stop_reason=result.stop_reason,
-        throughput=result.throughput,
-        batches_per_s=result.throughput / case.batch,
-        peak_mem_bytes=result.peak_mem_bytes,
-        threads=result.threads,
-    )
-    return row, list(result.samples_ms)
+    return latency_row(result), list(result.samples_ms)
 
 
 def measure_case(case: Case, ctx: RunContext) -> Measurement:
@@ -140,9 +135,7 @@ def measure_case(case: Case, ctx: RunContext) -> Measurement:
 
 
 def finetune_columns(case: Case, ctx: RunContext) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run bench.train.finetune for a `kind: finetune` case; its row and epoch rows."""
-    from bench.train import finetune, parse_train_options
-
+    """Run the fine-tune of a `kind: finetune` case; its row and epoch rows."""
     options = parse_train_options(dict(case.train), f"{case.case_id}: train")
     if ctx.tensorboard:  # one log folder per case under the --tensorboard root
         log_dir = Path(ctx.tensorboard) / re.sub(r"[^\w.=-]+", "_", case.case_id)
@@ -150,14 +143,6 @@ def finetune_columns(case: Case, ctx: RunContext) -> tuple[dict[str, Any], list[
     outcome = finetune(case.model, options, ctx.run_dir, case.device, ctx.data)
     epochs = [{"case_id": case.case_id, **epoch} for epoch in outcome.epochs]
     return dict(outcome.row), epochs
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line: the message (type name added unless it is a BenchError)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if not isinstance(exc, BenchError):
-        text = f"{type(exc).__name__}: {text}"
-    return text[:MAX_ERROR_CHARS]
 
 
 def run_case(case: Case, ctx: RunContext, measure: Measure, env_row: dict) -> Measurement:
@@ -182,8 +167,8 @@ class RunState:
         frame = read_rows(run_dir)
         self.rows: dict[str, dict] = {r["case_id"]: r for r in frame.to_dict("records")}
         self.samples = read_samples(run_dir)
-        epochs_path = run_dir / "epochs.csv"
-        self.epochs = _read_epochs(epochs_path) if epochs_path.exists() else []
+        epochs = read_epochs(run_dir)
+        self.epochs = [] if epochs is None else epochs.to_dict("records")
 
     def finished(self) -> set[str]:
         """Case ids that need no new measurement."""
@@ -202,26 +187,8 @@ class RunState:
             write_epochs(self.run_dir, self.epochs)
 
 
-def _read_epochs(path: Path) -> list[dict]:
-    """Existing epoch rows of a resumed run."""
-    import pandas as pd
-
-    return pd.read_csv(path).to_dict("records")
-
-
-def resolve_suite_path(suite: str | Path) -> Path:
-    """A suite file path, or a shipped suite's name (`smoke` -> suites/smoke.yaml)."""
-    path = Path(suite)
-    if path.exists() or path.suffix:
-        return path
-    shipped = SUITES_DIR / f"{suite}.yaml"
-    return shipped if shipped.exists() else path
-
-
 def default_run_dir(suite: str, shard: tuple[int, int] | None, root: Path = RESULTS_DIR) -> Path:
     """results/<suite>/<UTC timestamp>-<commit8>[-shardKofN], made unique if taken."""
-    from bench.env import git_commit
-
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"{stamp}-{git_commit()[:8]}" + (f"-shard{shard[0]}of{shard[1]}" if shard else "")
     path, n = root / suite / name, 2
@@ -256,49 +223,23 @@ def start_run(
     run_dir: Path, suite: Suite, cases: list[Case], calibrate: bool, meta: dict[str, Any]
 ) -> dict:
     """Create the run folder with env.json (calibrated) and suite.yaml; return the env."""
-    from bench.env import collect_env
-
     if (run_dir / ENV_JSON).exists():
         raise BenchError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
     wants_cuda = any(c.device == "cuda" for c in cases) and torch.cuda.is_available()
     env = collect_env(calibrate=calibrate, device="cuda" if wants_cuda else "cpu")
     write_json(run_dir / ENV_JSON, {**env, **meta})
-    write_yaml(run_dir / "suite.yaml", suite.to_dict())
+    write_yaml(run_dir / SUITE_YAML, suite.to_dict())
     return env
 
 
 def note_resume(run_dir: Path) -> dict:
     """Record this resume in env.json (time and host); return this process's light env."""
-    from bench.env import collect_env
-
     env = collect_env(calibrate=False)
     stored = read_json(run_dir / ENV_JSON)
     resumes = [*stored.get("resumes", []), {k: env[k] for k in ("timestamp", "hostname")}]
     write_json(run_dir / ENV_JSON, {**stored, "resumes": resumes})
     return env
-
-
-@contextmanager
-def progress_bar(enabled: bool, total: int, done: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar on stderr (case k of n, elapsed, ETA); yields `advance(case_id)`."""
-    if not enabled:
-        yield lambda _case_id: None
-        return
-    from bench.cli_common import stderr
-
-    columns = (
-        TextColumn("case"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    )
-    with Progress(*columns, console=stderr, transient=False) as progress:
-        task = progress.add_task("", total=total, completed=done)
-        yield lambda case_id: progress.update(task, advance=1, description=case_id)
 
 
 def run_suite(
@@ -310,10 +251,10 @@ def run_suite(
     resume: str | Path | None = None,
     shard: str | tuple[int, int] | None = None,
     data: str | None = None,
-    progress: bool = True,
     calibrate: bool = True,
     measure: Measure | None = None,
     tensorboard: str | None = None,
+    observer: RunObserver | None = None,
 ) -> Path:
     """Run (or resume) a suite and return its run folder."""
     suite = load_suite(resolve_suite_path(suite_path), device=device)
@@ -325,37 +266,28 @@ def run_suite(
     else:
         run_dir = Path(out) if out else default_run_dir(suite.name, shard_kn)
         env = start_run(run_dir, suite, cases, calibrate, run_meta(suite, shard_kn, filter, quick))
-    measure_pending(
-        run_dir, cases, RunContext(run_dir, quick, data, tensorboard), env, measure, progress
-    )
+    ctx = RunContext(run_dir, quick, data, tensorboard)
+    measure_pending(cases, ctx, env, measure or measure_case, observer)
     return run_dir
 
 
 def measure_pending(
-    run_dir: Path,
     cases: list[Case],
     ctx: RunContext,
     env: dict,
-    measure: Measure | None,
-    progress: bool,
+    measure: Measure,
+    observer: RunObserver | None,
 ) -> None:
     """Measure the cases the run folder does not hold yet, recording each row as it finishes."""
-    state = RunState(run_dir)
+    state = RunState(ctx.run_dir)
     pending = [c for c in cases if c.case_id not in state.finished()]
-    env_row = {key: env.get(key) for key in ENV_ROW_KEYS}
-    if progress:
-        _log(f"run folder: {run_dir} ({len(pending)} of {len(cases)} cases to run)")
-    with progress_bar(progress, len(cases), len(cases) - len(pending)) as advance:
-        for case in pending:
-            state.record(case, run_case(case, ctx, measure or measure_case, env_row))
-            advance(case.case_id)
-
-
-def _log(message: str) -> None:
-    """One diagnostic line on stderr."""
-    from bench.cli_common import stderr
-
-    stderr.print(message, highlight=False)
+    if observer is not None:
+        observer.started(ctx.run_dir, len(pending), len(cases))
+    for case in pending:
+        measured = run_case(case, ctx, measure, env_row(env))
+        state.record(case, measured)
+        if observer is not None:
+            observer.case_done(case, measured.row)
 
 
 def run_meta(

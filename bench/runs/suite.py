@@ -10,43 +10,41 @@ names the file, the line, the key path, the bad value and the valid choices.
 from __future__ import annotations
 
 import fnmatch
-import itertools
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
+from bench.core.choices import DEVICES
+from bench.core.errors import BenchError
+from bench.core.models import build_model
+from bench.core.options import format_input_shape, parse_input_shape
+from bench.core.paths import SUITES_DIR
+from bench.runs.settings import (
+    DEFAULTS,
+    RUN_SWEEP_KEYS,
+    SETTING_KEYS,
+    check_devices,
+    check_ref,
+    check_setting,
+    sweep_points,
+)
+from bench.runs.yamlfile import (
+    KeyPath,
+    Locator,
+    check_keys,
+    check_text,
+    format_key_path,
+    read_yaml,
+)
+from bench.train.options import parse_train_options
+from netdefs import format_spec, list_models, parse_spec
 
-from bench.errors import BenchError
-from bench.options import DTYPES, format_input_shape, parse_input_shape
-
-DEVICES = ("cpu", "cuda", "auto")
-MODES = ("infer", "train")
-METRICS = ("count", "latency")
 KINDS = ("measure", "finetune")
-DEFAULTS: dict[str, Any] = {
-    "device": "cpu",
-    "batch": 1,
-    "input": None,
-    "dtype": "float32",
-    "threads": None,
-    "budget_s": 5.0,
-    "metrics": ["count", "latency"],
-    "channels_last": False,
-    "mode": "infer",
-}
 TOP_KEYS = ("name", "description", "defaults", "cases")
-SETTING_KEYS = tuple(k for k in DEFAULTS if k != "device")
 CASE_KEYS = ("name", "group", "models", "sweep", "devices", "ref", "note", "kind", "train")
 CASE_KEYS += SETTING_KEYS
 MODEL_ITEM_KEYS = ("model", "ref", "note")
-RUN_SWEEP_KEYS = ("batch", "threads", "dtype", "input", "channels_last", "mode")
 WILDCARD_CHARS = "*?["
-
-KeyPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -121,170 +119,6 @@ def _case_dict(case: Case) -> dict[str, Any]:
     if case.train:
         data["train"] = dict(case.train)
     return {k: v for k, v in data.items() if v is not None}
-
-
-class Locator:
-    """Turns a key path into `file:line: key.path` using the YAML node tree."""
-
-    def __init__(self, path: Path, root: yaml.Node | None) -> None:
-        self.path = path
-        self.lines: dict[KeyPath, int] = {}
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, key_path: KeyPath) -> None:
-        """Record the line of every mapping value and sequence item."""
-        self.lines[key_path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                self._walk(value_node, (*key_path, str(key_node.value)))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._walk(item, (*key_path, index))
-
-    def error(self, key_path: KeyPath, message: str) -> BenchError:
-        """A BenchError `file:line: key.path: message` (the nearest known line)."""
-        line = next(
-            (
-                self.lines[key_path[:n]]
-                for n in range(len(key_path), -1, -1)
-                if key_path[:n] in self.lines
-            ),
-            None,
-        )
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return BenchError(f"{where}: {format_key_path(key_path) or '(top level)'}: {message}")
-
-
-def format_key_path(key_path: KeyPath) -> str:
-    """`cases[2].models[0]` style text of a key path."""
-    text = ""
-    for part in key_path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
-def _type_name(value: Any) -> str:
-    """A short type name for error messages."""
-    return "null" if value is None else type(value).__name__
-
-
-def _positive_int(value: Any) -> str | None:
-    """None if value is a positive int, else what is wrong."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    return None if ok else "expected a positive integer"
-
-
-def _optional_positive_int(value: Any) -> str | None:
-    """None if value is null or a positive int."""
-    return None if value is None else _positive_int(value)
-
-
-def _positive_number(value: Any) -> str | None:
-    """None if value is a finite number > 0."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return None if ok and math.isfinite(value) and value > 0 else "expected a number > 0"
-
-
-def _boolean(value: Any) -> str | None:
-    """None if value is true or false."""
-    return None if isinstance(value, bool) else "expected true or false"
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
-    """A check that the value is one of `choices`."""
-    return lambda value: None if value in choices else f"expected one of: {', '.join(choices)}"
-
-
-def _input(value: Any) -> str | None:
-    """None if value is null or a CxHxW shape."""
-    if value is None:
-        return None
-    try:
-        parse_input_shape(value)
-    except BenchError:
-        return "expected a shape CxHxW of positive ints (e.g. 3x224x224) or null"
-    return None
-
-
-def _metrics(value: Any) -> str | None:
-    """None if value is a non-empty list of known metrics."""
-    ok = isinstance(value, list) and value and all(m in METRICS for m in value)
-    return None if ok else f"expected a non-empty list of: {', '.join(METRICS)}"
-
-
-SETTING_CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "device": _choice(DEVICES),
-    "batch": _positive_int,
-    "input": _input,
-    "dtype": _choice(tuple(DTYPES)),
-    "threads": _optional_positive_int,
-    "budget_s": _positive_number,
-    "metrics": _metrics,
-    "channels_last": _boolean,
-    "mode": _choice(MODES),
-}
-
-
-def check_setting(loc: Locator, key_path: KeyPath, key: str, value: Any) -> Any:
-    """Validate one setting value (BenchError naming it) and return it."""
-    problem = SETTING_CHECKS[key](value)
-    if problem:
-        raise loc.error(key_path, f"bad value {value!r} ({_type_name(value)}); {problem}")
-    return value
-
-
-def check_keys(loc: Locator, key_path: KeyPath, mapping: Any, allowed: tuple[str, ...]) -> dict:
-    """The mapping itself, after checking it is a mapping with only `allowed` keys."""
-    if not isinstance(mapping, dict):
-        raise loc.error(key_path, f"expected a mapping, got {_type_name(mapping)} {mapping!r}")
-    for key in mapping:
-        if key not in allowed:
-            raise loc.error(
-                (*key_path, str(key)), f"unknown key {key!r}; valid keys: {', '.join(allowed)}"
-            )
-    return mapping
-
-
-def check_text(loc: Locator, key_path: KeyPath, value: Any, required: bool = False) -> str:
-    """A string value (or '' when absent and not required)."""
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip():
-        raise loc.error(key_path, f"expected a non-empty string, got {_type_name(value)} {value!r}")
-    return value.strip()
-
-
-def check_ref(loc: Locator, key_path: KeyPath, value: Any) -> tuple[tuple[str, Any], ...]:
-    """A `ref` mapping of scalar reference values, as sorted pairs."""
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        raise loc.error(
-            key_path, f"expected a mapping of reference values, got {_type_name(value)}"
-        )
-    for key, item in value.items():
-        if not isinstance(item, str | int | float | bool) or not str(key).isidentifier():
-            raise loc.error(
-                (*key_path, str(key)), f"reference {key!r}: expected a scalar value, got {item!r}"
-            )
-    return tuple((str(k), v) for k, v in value.items())
-
-
-def read_yaml(path: Path) -> tuple[Any, Locator]:
-    """Parse a suite file with yaml.safe_load and map its key paths to lines."""
-    if not path.is_file():
-        raise BenchError(f"suite file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BenchError(f"{path}{line}: not valid YAML ({problem})") from None
-    return data, Locator(path, root)
 
 
 def load_suite(path: str | Path, device: str | None = None) -> Suite:
@@ -416,7 +250,7 @@ def make_case_id(name: str, spec: str, device: str, run: dict, point: dict) -> s
 
 
 def check_train(loc: Locator, kp: KeyPath, raw: dict, kind: str) -> tuple[tuple[str, Any], ...]:
-    """The validated `train:` mapping of a fine-tune case (via bench.train.parse_train_options)."""
+    """The validated `train:` mapping of a fine-tune case (via bench.train.options)."""
     mapping = raw.get("train")
     if kind != "finetune":
         if mapping is not None:
@@ -424,27 +258,10 @@ def check_train(loc: Locator, kp: KeyPath, raw: dict, kind: str) -> tuple[tuple[
         return ()
     if mapping is None:
         raise loc.error((*kp, "train"), "a kind: finetune case needs a train: mapping")
-    from bench.train import parse_train_options
-
     line = loc.lines.get((*kp, "train"))
     where = f"{loc.path}:{line}: {format_key_path((*kp, 'train'))}"
     parse_train_options(mapping, where)
     return tuple(mapping.items())
-
-
-def check_devices(loc: Locator, kp: KeyPath, value: Any) -> list[str]:
-    """Devices of a case (a name or a list of cpu|cuda|auto); auto resolved here, no repeats."""
-    values = [value] if isinstance(value, str) else value
-    if not isinstance(values, list) or not values:
-        raise loc.error(kp, f"expected a non-empty list of devices ({', '.join(DEVICES)})")
-    devices: list[str] = []
-    for index, device in enumerate(values):
-        check_setting(loc, (*kp, index), "device", device)
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device not in devices:
-            devices.append(device)
-    return devices
 
 
 def check_models(loc: Locator, kp: KeyPath, value: Any) -> list[ModelItem]:
@@ -467,8 +284,6 @@ def expand_model_item(loc: Locator, kp: KeyPath, entry: Any) -> list[ModelItem]:
         note = check_text(loc, (*kp, "note"), entry.get("note"))
     else:
         spec, ref, note = check_text(loc, kp, entry, required=True), (), ""
-    from netdefs import format_spec, list_models, parse_spec
-
     try:
         name, keywords = parse_spec(spec)
     except ValueError as exc:
@@ -481,32 +296,6 @@ def expand_model_item(loc: Locator, kp: KeyPath, entry: Any) -> list[ModelItem]:
     return [ModelItem(format_spec(m, keywords), ref, note, kp) for m in matches]
 
 
-def sweep_points(loc: Locator, kp: KeyPath, value: Any) -> list[dict[str, Any]]:
-    """The product of the sweep's lists, as one dict per point ([{}] without a sweep)."""
-    if value is None:
-        return [{}]
-    sweep = check_keys(loc, kp, value, tuple(value) if isinstance(value, dict) else ())
-    for key, values in sweep.items():
-        check_sweep_values(loc, (*kp, str(key)), str(key), values)
-    keys = [str(k) for k in sweep]
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*sweep.values())]
-
-
-def check_sweep_values(loc: Locator, kp: KeyPath, key: str, values: Any) -> None:
-    """A sweep entry: a non-empty list of scalars, run settings checked like defaults."""
-    if key == "device":
-        raise loc.error(kp, "sweep devices with the case's `devices:` list instead")
-    if not key.isidentifier():
-        raise loc.error(kp, f"sweep key {key!r} is not a setting or a spec keyword")
-    if not isinstance(values, list) or not values:
-        raise loc.error(kp, f"empty or non-list sweep {values!r}; expected a non-empty list")
-    for index, item in enumerate(values):
-        if key in RUN_SWEEP_KEYS:
-            check_setting(loc, (*kp, index), key, item)
-        elif not isinstance(item, str | int | float | bool):
-            raise loc.error((*kp, index), f"expected a scalar spec value, got {item!r}")
-
-
 class SpecChecker:
     """Builds each distinct spec once on the meta device (no memory, no weights) to validate it."""
 
@@ -517,17 +306,13 @@ class SpecChecker:
         self, loc: Locator, item: ModelItem, keywords: dict[str, Any]
     ) -> tuple[str, tuple[int, int, int]]:
         """The canonical spec with swept keywords applied, and the model's input shape."""
-        from netdefs import format_spec, get_model, parse_spec
-
         name, base = parse_spec(item.spec)
         spec = format_spec(name, {**base, **keywords})
         if spec not in self.built:
             try:
-                with torch.device("meta"):
-                    model = get_model(spec)
-            except Exception as exc:  # a builder may raise anything for impossible values
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise loc.error(item.key_path, f"model {spec!r}: {message}") from None
+                model = build_model(spec, meta=True)
+            except BenchError as exc:
+                raise loc.error(item.key_path, f"model {spec!r}: {exc}") from None
             shape = tuple(int(d) for d in model.input_shape)
             self.built[spec] = (getattr(model, "spec", spec), shape)  # type: ignore[assignment]
         return self.built[spec]
@@ -573,3 +358,25 @@ def select_cases(
             examples = ", ".join(c.case_id for c in cases[:3])
             raise BenchError(f"--filter {pattern!r} matches no case id or model (e.g. {examples})")
     return chosen
+
+
+def resolve_suite_path(suite: str | Path) -> Path:
+    """A suite file path, or a shipped suite's name (`smoke` -> suites/smoke.yaml)."""
+    path = Path(suite)
+    if path.exists() or path.suffix:
+        return path
+    shipped = SUITES_DIR / f"{suite}.yaml"
+    return shipped if shipped.exists() else path
+
+
+def shipped_suites() -> list[tuple[str, str]]:
+    """(name, description) of every suite in suites/ (unreadable files say why)."""
+    listed = []
+    for path in sorted(SUITES_DIR.glob("*.yaml")):
+        try:
+            data, _ = read_yaml(path)
+            description = str(data.get("description", "")) if isinstance(data, dict) else ""
+        except BenchError:
+            description = "(not valid YAML)"
+        listed.append((path.stem, description))
+    return listed

@@ -1,4 +1,4 @@
-"""Image folders for fine-tunes: archives, class scan, one-time decode, in-memory augmentation."""
+"""Image folders for fine-tunes: archives, class scan, one-time decode, split, augmentation."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torchvision.ops import roi_align
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.train.options import TrainOptions
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -209,6 +209,8 @@ def augment_batch(
     images: torch.Tensor, out_size: int, scale: tuple[float, float], gen: torch.Generator
 ) -> torch.Tensor:
     """Random-resized-crop + horizontal flip + ImageNet normalisation of a uint8 batch."""
+    from torchvision.ops import roi_align  # lazy: seconds to import, and only training needs it
+
     n, _, size, _ = images.shape
     boxes = random_resized_boxes(n, size, scale, gen)
     rois = torch.cat([torch.arange(n, dtype=torch.float32)[:, None], boxes], dim=1)
@@ -278,3 +280,47 @@ def fetch_flowers(
         archive = download(url, dest / ".download" / url.rsplit("/", 1)[-1], timeout)
     safe_extract(archive, dest)
     return _descend(dest)
+
+
+@dataclass
+class Prepared:
+    """The decoded training and validation images, ready to index."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    classes: tuple[str, ...]
+    skipped: int
+    root: Path
+
+
+def prepare_data(source: str, options: TrainOptions) -> Prepared:
+    """Find the image folder, decode every image once, split train/val (stratified, seeded)."""
+    root = resolve_data_root(source)
+    store = max((options.image_size, *options.progressive))
+    if is_presplit(root):
+        train = decode_folder(scan_classes(root / "train"), store, options.workers)
+        val = decode_folder(scan_classes(root / "val"), store, options.workers)
+        if val.classes != train.classes:
+            raise BenchError(f"{root}: train/ and val/ hold different class folders")
+        return Prepared(
+            train.images,
+            train.labels,
+            val.images,
+            val.labels,
+            train.classes,
+            train.skipped + val.skipped,
+            root,
+        )
+    full = decode_folder(scan_classes(root), store, options.workers)
+    tr, va = stratified_split(full.labels, options.val_fraction, options.split_seed)
+    return Prepared(
+        full.images[tr],
+        full.labels[tr],
+        full.images[va],
+        full.labels[va],
+        full.classes,
+        full.skipped,
+        root,
+    )

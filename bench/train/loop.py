@@ -1,12 +1,9 @@
-"""Fine-tunes on image folders: options, the training loop, checkpoints and prediction."""
+"""The fine-tune loop: optimizer and schedule, epochs within a time budget, DDP under torchrun."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
-import os
 import random
 import time
 import warnings
@@ -15,56 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 
-from bench import data as imgdata
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.models import build_model as build_network
+from bench.core.options import fixed_threads, resolve_device
+from bench.train import data as imgdata
+from bench.train.checkpoints import (
+    autocast_for,
+    load_matching_weights,
+    predict_probs,
+    save_checkpoint,
+    torchvision_weights_file,
+)
+from bench.train.data import Prepared, prepare_data
+from bench.train.distributed import (
+    all_sum,
+    from_rank0,
+    init_distributed,
+    is_main_process,
+    rank,
+    stop_for_budget,
+    world_size,
+)
+from bench.train.options import TrainOptions, eval_resize, size_at
 
 log = logging.getLogger("bench.train")
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adam", "adamw", "sgd"),
-    "schedule": ("cosine", "onecycle", "none"),
-    "freeze": ("none", "backbone"),
-    "amp": ("none", "bf16", "fp16"),
-    "device": ("cpu", "cuda", "auto"),
-}
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Every setting of one fine-tune (the `train:` mapping of a suite case)."""
-
-    data: str | None = None
-    val_fraction: float = 0.1
-    split_seed: int = 0
-    image_size: int = 128
-    progressive: tuple[int, ...] = ()
-    eval_crop: float = 0.875
-    min_scale: float = 0.25
-    batch: int = 64
-    epochs: int = 10
-    time_budget_s: float | None = None
-    budget_schedule: bool = False
-    optimizer: str = "adamw"
-    lr: float = 0.002
-    lrf: float = 0.01
-    schedule: str = "onecycle"
-    warmup: float = 0.15
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    weights: str = "none"
-    freeze: str = "none"
-    workers: int = 2
-    device: str = "cpu"
-    seed: int = 0
-    amp: str = "none"
-    channels_last: bool = False
-    tta_flip: bool = False
-    threads: int | None = None
-    tensorboard: str | None = None
 
 
 @dataclass
@@ -73,116 +47,6 @@ class FinetuneOutcome:
 
     row: dict[str, Any]
     epochs: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _fail(where: str, key: str, value: Any, valid: str) -> BenchError:
-    """Build the one-line error for a bad train option."""
-    return BenchError(f"{where}.{key}: {value!r} is not valid; expected {valid}")
-
-
-def _coerce(where: str, key: str, value: Any, default: Any) -> Any:
-    """Check and convert one option value against the type of its default."""
-    if key in CHOICES:
-        if str(value).lower() not in CHOICES[key]:
-            raise _fail(where, key, value, "one of " + ", ".join(CHOICES[key]))
-        return str(value).lower()
-    if key == "progressive":
-        if not isinstance(value, list | tuple) or not all(_is_int(v) and v > 0 for v in value):
-            raise _fail(where, key, value, "a list of positive image sizes")
-        return tuple(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise _fail(where, key, value, "true or false")
-        return value
-    return _coerce_number_or_text(where, key, value, default)
-
-
-def _is_int(value: Any) -> bool:
-    """True for ints that are not bools."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _coerce_number_or_text(where: str, key: str, value: Any, default: Any) -> Any:
-    """Check ints, floats and strings (None allowed where the default is None)."""
-    if value is None and default is None:
-        return None
-    if _is_int(default) or key == "threads":
-        if not _is_int(value) or value < (0 if key in ("workers", "seed", "split_seed") else 1):
-            raise _fail(where, key, value, "a positive integer")
-        return value
-    if isinstance(default, float) or key == "time_budget_s":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise _fail(where, key, value, "a non-negative number")
-        return float(value)
-    if not isinstance(value, str):
-        raise _fail(where, key, value, "a string")
-    return value
-
-
-def parse_train_options(mapping: dict, where: str = "train") -> TrainOptions:
-    """Validate a `train:` mapping into TrainOptions (BenchError names where.key and choices)."""
-    if not isinstance(mapping, dict):
-        raise BenchError(f"{where}: expected a mapping of train options, got {mapping!r}")
-    fields = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
-    values = {}
-    for key, value in mapping.items():
-        if key not in fields:
-            raise _fail(where, str(key), key, "a key among " + ", ".join(fields))
-        values[key] = _coerce(where, key, value, fields[key])
-    options = TrainOptions(**values)
-    _check_ranges(options, where)
-    return options
-
-
-def _check_ranges(options: TrainOptions, where: str) -> None:
-    """Reject values that have the right type but an impossible range."""
-    if not 0.0 < options.val_fraction < 1.0:
-        raise _fail(where, "val_fraction", options.val_fraction, "a number between 0 and 1")
-    if not 0.0 < options.eval_crop <= 1.0:
-        raise _fail(where, "eval_crop", options.eval_crop, "a number in (0, 1]")
-    if not 0.0 < options.min_scale <= 1.0:
-        raise _fail(where, "min_scale", options.min_scale, "a number in (0, 1]")
-    if not 0.0 <= options.label_smoothing < 1.0:
-        raise _fail(where, "label_smoothing", options.label_smoothing, "a number in [0, 1)")
-
-
-# ----------------------------------------------------------------------------- distributed
-
-
-def world_size() -> int:
-    """Number of processes in the data-parallel job (1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    """This process's rank (0 without torchrun)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def is_main_process() -> bool:
-    """True on rank 0 (the only process that writes files)."""
-    return rank() == 0
-
-
-def init_distributed(device: str) -> bool:
-    """Join the process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
-    if world_size() <= 1:
-        return False
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return True
-
-
-def _all_sum(values: list[float], distributed: bool) -> list[float]:
-    """Sum a few numbers across processes (identity when not distributed)."""
-    if not distributed:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
-
-
-# ----------------------------------------------------------------------------- setup
 
 
 def seed_everything(seed: int) -> None:
@@ -234,50 +98,11 @@ def freeze_backbone(model: nn.Module) -> None:
         p.requires_grad_(True)
 
 
-# ----------------------------------------------------------------------------- weights
-
-
-def torchvision_weights_file(spec: str) -> Path:
-    """The torchvision checkpoint for spec's model in the local torch hub cache (no download)."""
-    import torchvision
-
-    name = spec.removeprefix("torchvision:").split(":")[0]
-    try:
-        url = torchvision.models.get_model_weights(name).DEFAULT.url
-    except (ValueError, KeyError, AttributeError):
-        raise BenchError(f"weights: torchvision has no pretrained weights for {name!r}") from None
-    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-    if not path.is_file():
-        raise BenchError(f"weights: torchvision file {path} is absent (fetch {url} by hand)")
-    return path
-
-
-def load_matching_weights(model: nn.Module, path: Path) -> dict[str, list[str]]:
-    """Copy the tensors whose names and shapes match; report skipped and missing names."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise BenchError(f"weights: cannot read {path} ({exc})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    own = model.state_dict()
-    keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(keep, strict=False)
-    return {
-        "loaded": sorted(keep),
-        "skipped": sorted(k for k in state if k not in keep),
-        "missing": sorted(k for k in own if k not in keep),
-    }
-
-
-def build_model(spec: str, num_classes: int, options: TrainOptions) -> tuple[nn.Module, dict]:
+def build_finetune_model(
+    spec: str, num_classes: int, options: TrainOptions
+) -> tuple[nn.Module, dict]:
     """Build the network with a new head, load weights if asked, apply freeze."""
-    from netdefs import get_model
-
-    try:
-        model = get_model(spec, num_classes=num_classes)
-    except ValueError as exc:
-        raise BenchError(str(exc)) from None
+    model = build_network(spec, num_classes=num_classes)
     report: dict = {}
     if options.weights != "none":
         path = torchvision_weights_file(spec) if options.weights == "torchvision" else None
@@ -290,69 +115,6 @@ def build_model(spec: str, num_classes: int, options: TrainOptions) -> tuple[nn.
     if options.freeze == "backbone":
         freeze_backbone(model)
     return model, report
-
-
-# ----------------------------------------------------------------------------- data
-
-
-@dataclass
-class Prepared:
-    """The decoded training and validation images, ready to index."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    val_images: torch.Tensor
-    val_labels: torch.Tensor
-    classes: tuple[str, ...]
-    skipped: int
-    root: Path
-
-
-def prepare_data(source: str, options: TrainOptions) -> Prepared:
-    """Find the image folder, decode every image once, split train/val (stratified, seeded)."""
-    root = imgdata.resolve_data_root(source)
-    store = max((options.image_size, *options.progressive))
-    if imgdata.is_presplit(root):
-        train = imgdata.decode_folder(imgdata.scan_classes(root / "train"), store, options.workers)
-        val = imgdata.decode_folder(imgdata.scan_classes(root / "val"), store, options.workers)
-        if val.classes != train.classes:
-            raise BenchError(f"{root}: train/ and val/ hold different class folders")
-        return Prepared(
-            train.images,
-            train.labels,
-            val.images,
-            val.labels,
-            train.classes,
-            train.skipped + val.skipped,
-            root,
-        )
-    full = imgdata.decode_folder(imgdata.scan_classes(root), store, options.workers)
-    tr, va = imgdata.stratified_split(full.labels, options.val_fraction, options.split_seed)
-    return Prepared(
-        full.images[tr],
-        full.labels[tr],
-        full.images[va],
-        full.labels[va],
-        full.classes,
-        full.skipped,
-        root,
-    )
-
-
-def size_at(progress: float, options: TrainOptions) -> int:
-    """Training image size at a progress in [0, 1]: progressive sizes in equal phases."""
-    if not options.progressive:
-        return options.image_size
-    phase = min(len(options.progressive) - 1, int(progress * len(options.progressive) + 1e-9))
-    return options.progressive[phase]
-
-
-def eval_resize(options: TrainOptions) -> int:
-    """The resize before the centre crop at evaluation."""
-    return round(options.image_size / options.eval_crop)
-
-
-# ----------------------------------------------------------------------------- loop
 
 
 @dataclass
@@ -377,17 +139,9 @@ class Loop:
         done = self.step / max(1, self.total_steps)
         opts = self.options
         if opts.budget_schedule and opts.time_budget_s:
-            elapsed = _from_rank0(time.perf_counter() - self.started, self.distributed)
+            elapsed = from_rank0(time.perf_counter() - self.started, self.distributed)
             done = max(done, elapsed / opts.time_budget_s)
         return min(1.0, done)
-
-
-def _autocast(options: TrainOptions, device: str) -> Any:
-    """The autocast context for the chosen mixed precision (a no-op for `none`)."""
-    if options.amp == "none":
-        return torch.autocast(device_type=device.split(":")[0], enabled=False)
-    dtype = torch.bfloat16 if options.amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
 def _to_device(x: torch.Tensor, loop: Loop) -> torch.Tensor:
@@ -431,7 +185,7 @@ def train_epoch(loop: Loop, epoch: int, size: int) -> tuple[float, int]:
 def _train_step(loop: Loop, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> float:
     """One optimizer step on a batch at the scheduled learning rate; returns the loss."""
     _set_lr(loop)
-    with _autocast(loop.options, loop.device):
+    with autocast_for(loop.options, loop.device):
         loss = criterion(loop.net(_to_device(x, loop)), y.to(loop.device))
     loop.optimizer.zero_grad(set_to_none=True)
     loop.scaler.scale(loss).backward()
@@ -469,25 +223,6 @@ def evaluate(loop: Loop) -> tuple[int, int]:
     return correct, len(idx_all)
 
 
-def predict_probs(
-    model: nn.Module,
-    x: torch.Tensor,
-    tta_flip: bool,
-    options: TrainOptions | None = None,
-    device: str = "cpu",
-) -> torch.Tensor:
-    """Softmax probabilities, averaged with the mirrored image when tta_flip."""
-    ctx = _autocast(options, device) if options else torch.autocast("cpu", enabled=False)
-    with ctx:
-        probs = model(x).float().softmax(1)
-        if tta_flip:
-            probs = (probs + model(x.flip(3)).float().softmax(1)) / 2
-    return probs
-
-
-# ----------------------------------------------------------------------------- finetune
-
-
 def finetune(
     spec: str, options: TrainOptions, run_dir: Path, device: str = "cpu", data: str | None = None
 ) -> FinetuneOutcome:
@@ -495,14 +230,9 @@ def finetune(
     source = data or options.data
     if not source:
         raise BenchError("train.data: no data given (set train.data or pass --data)")
-    device = _resolve(device or options.device)
-    previous_threads = torch.get_num_threads()
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    try:
+    device = resolve_device(device or options.device)
+    with fixed_threads(options.threads):
         return _finetune(spec, options, Path(run_dir), device, str(source))
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _finetune(
@@ -512,7 +242,7 @@ def _finetune(
     distributed = init_distributed(device)
     seed_everything(options.seed)
     prepared = prepare_data(source, options)
-    model, weights_report = build_model(spec, len(prepared.classes), options)
+    model, weights_report = build_finetune_model(spec, len(prepared.classes), options)
     loop = _make_loop(model, options, prepared, device, distributed)
     writer = _tensorboard(options.tensorboard)
     slug = spec.replace(":", "_").replace("=", "-").replace(",", "_")
@@ -522,13 +252,6 @@ def _finetune(
         writer.close()
     row = _summary_row(loop, epochs, train_seconds, paths, weights_report)
     return FinetuneOutcome(row=row, epochs=epochs)
-
-
-def _resolve(device: str) -> str:
-    """Map auto/cpu/cuda to a usable device string."""
-    from bench.timing import resolve_device
-
-    return resolve_device(device)
 
 
 def _make_loop(
@@ -577,28 +300,14 @@ def _run_epochs(
         if record["val_top1"] > best:
             best = record["val_top1"]
             if is_main_process():
-                save_checkpoint(paths, loop, spec, record)
+                save_checkpoint(paths, loop.model, loop.data.classes, loop.options, spec, record)
         _log_epoch(writer, record)
         log.info("%s epoch %d: %s", spec, epoch + 1, record)
-        if opts.time_budget_s and _stop_for_budget(
+        if opts.time_budget_s and stop_for_budget(
             record["elapsed_s"], opts.time_budget_s, loop.distributed
         ):
             break
     return epochs, time.perf_counter() - started
-
-
-def _from_rank0(value: float, distributed: bool) -> float:
-    """Rank 0's value of a number on every rank (so all ranks take the same decisions)."""
-    if not distributed:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    dist.broadcast(tensor, src=0)
-    return float(tensor.item())
-
-
-def _stop_for_budget(elapsed: float, budget: float, distributed: bool) -> bool:
-    """All ranks stop together once rank 0's elapsed time exceeds the budget."""
-    return _from_rank0(elapsed, distributed) >= budget
 
 
 def _one_epoch(loop: Loop, epoch: int) -> dict:
@@ -610,7 +319,7 @@ def _one_epoch(loop: Loop, epoch: int) -> dict:
     train_s = time.perf_counter() - t0
     correct, total = evaluate(loop)
     epoch_s = time.perf_counter() - t0
-    loss_sum, seen, correct, total = _all_sum([loss_sum, seen, correct, total], loop.distributed)
+    loss_sum, seen, correct, total = all_sum([loss_sum, seen, correct, total], loop.distributed)
     return {
         "epoch": epoch + 1,
         "train_loss": round(loss_sum / max(1, seen), 5),
@@ -651,9 +360,6 @@ def _summary_row(
     }
 
 
-# ----------------------------------------------------------------------------- logging
-
-
 def _tensorboard(logdir: str | None) -> Any:
     """A SummaryWriter on rank 0 when asked and installed; else one warning and None."""
     if not logdir or not is_main_process():
@@ -675,78 +381,3 @@ def _log_epoch(writer: Any, record: dict) -> None:
     writer.add_scalar("train/loss", record["train_loss"], record["epoch"])
     writer.add_scalar("val/top1", record["val_top1"], record["epoch"])
     writer.add_scalar("train/lr", record["lr"], record["epoch"])
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(paths: tuple[Path, Path], loop: Loop, spec: str, record: dict) -> None:
-    """Write the checkpoint and class_indices.json atomically."""
-    opts = loop.options
-    payload = {
-        "state_dict": {k: v.detach().cpu() for k, v in loop.model.state_dict().items()},
-        "classes": list(loop.data.classes),
-        "spec": spec,
-        "eval": {
-            "image_size": opts.image_size,
-            "resize": eval_resize(opts),
-            "mean": list(imgdata.IMAGENET_MEAN),
-            "std": list(imgdata.IMAGENET_STD),
-            "tta_flip": opts.tta_flip,
-        },
-        "epoch": record["epoch"],
-        "val_top1": record["val_top1"],
-    }
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    _atomic(paths[0], lambda tmp: torch.save(payload, tmp))
-    text = json.dumps({str(i): c for i, c in enumerate(loop.data.classes)}, indent=2)
-    _atomic(paths[1], lambda tmp: tmp.write_text(text + "\n"))
-
-
-def _atomic(path: Path, write: Any) -> None:
-    """Write through a temporary file and os.replace."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild the model of a saved checkpoint; returns (model in eval mode, metadata)."""
-    from netdefs import get_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        model = get_model(payload["spec"], num_classes=len(payload["classes"]))
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError, EOFError, OSError) as exc:
-        raise BenchError(f"checkpoint {path}: not a bench fine-tune checkpoint ({exc})") from None
-    meta = {k: v for k, v in payload.items() if k != "state_dict"}
-    return model.eval(), meta
-
-
-def predict_images(model: nn.Module, meta: dict, images: list[Path]) -> list[dict[str, Any]]:
-    """Class probabilities for each image file, using the checkpoint's eval transform."""
-    ev = meta["eval"]
-    results = []
-    for path in images:
-        img = imgdata.load_image(path, ev["resize"])
-        if img is None:
-            raise BenchError(f"{path}: not a readable image")
-        x = imgdata.eval_batch(img[None], ev["image_size"], ev["resize"])
-        with torch.no_grad():
-            probs = predict_probs(model, x, bool(ev.get("tta_flip")))[0]
-        best = int(probs.argmax())
-        results.append(
-            {
-                "image": str(path),
-                "class": meta["classes"][best],
-                "prob": round(float(probs[best]), 6),
-                "probs": {
-                    c: round(float(p), 6) for c, p in zip(meta["classes"], probs, strict=True)
-                },
-            }
-        )
-    return results

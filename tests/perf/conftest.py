@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.timing import fixed_threads
+from bench.core.options import fixed_threads
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.env import reference_net
-from bench.suite import Case, load_suite
-from bench.timing import fixed_threads
+from bench.core.options import fixed_threads
+from bench.measure.env import reference_net
+from bench.runs.suite import Case, load_suite
 
 CI_SUITE = Path(__file__).resolve().parents[2] / "suites" / "ci.yaml"
 CI_CASES = load_suite(CI_SUITE).cases

@@ -1,0 +1,57 @@
+"""The one path from a spec string to a model: built by netdefs, bad specs as one-line errors."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from bench.core.errors import BenchError, first_line
+from bench.core.options import parse_input_shape
+from netdefs import get_model
+from netdefs.registry import SpecValue
+
+Shape = tuple[int, ...]
+
+
+def build_model(
+    model_or_spec: nn.Module | str, *, meta: bool = False, **overrides: SpecValue
+) -> nn.Module:
+    """The module itself, or the spec built by netdefs (on the meta device when `meta`)."""
+    if isinstance(model_or_spec, nn.Module):
+        return model_or_spec
+    try:
+        with torch.device("meta") if meta else nullcontext():
+            return get_model(model_or_spec, **overrides)
+    except ValueError as exc:  # netdefs' own one-line messages
+        raise BenchError(first_line(exc)) from None
+    except Exception as exc:  # a builder may raise anything for values it cannot take
+        raise BenchError(f"cannot build {model_or_spec!r}: {first_line(exc)}") from None
+
+
+def settle_input_shape(model: nn.Module, input_shape: str | Shape | list[int] | None) -> Shape:
+    """The per-sample input shape: given (CxHxW text or ints) or the model's `input_shape`."""
+    if isinstance(input_shape, str):
+        return parse_input_shape(input_shape)
+    shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
+    if shape is None:
+        raise BenchError("input_shape is required for a model without .input_shape (C, H, W)")
+    values = tuple(shape)
+    ok = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    if not values or not ok:
+        raise BenchError(
+            f"input shape {shape!r} is not a sequence of positive ints (e.g. 3x224x224)"
+        )
+    return values
+
+
+def model_and_shape(
+    model_or_spec: nn.Module | str,
+    input_shape: str | Shape | list[int] | None = None,
+    *,
+    meta: bool = False,
+) -> tuple[nn.Module, Shape]:
+    """Build the model (or take it) and settle its per-sample input shape."""
+    model = build_model(model_or_spec, meta=meta)
+    return model, settle_input_shape(model, input_shape)

@@ -1,0 +1,1 @@
+"""Reports: number formatting, markdown sections, figures; `write_report` writes the document."""
