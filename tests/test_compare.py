@@ -282,6 +282,20 @@ def test_same_machine_is_not_normalised_unless_asked(tmp_path: Path) -> None:
     assert compare(base, new, normalize="calibration").normalized
 
 
+def test_same_names_but_a_slower_calibration_is_normalised(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a", {"a": noisy(20.0, 40, 1)})  # ref 10 ms
+    busier = {"calibration": {"ref_workload_ms": 14.0}}  # same host name, 40% slower reference
+    new = write_run(tmp_path / "b", {"a": noisy(28.0, 40, 2)}, env=busier)
+    result = compare(base, new)
+    assert result.normalized and "reference workload moved +40%" in result.normalize_note
+    assert result.cases[0].verdict != "regression"
+    assert compare(base, new, normalize="none").cases[0].verdict == "regression"
+    close = write_run(
+        tmp_path / "c", {"a": noisy(20.0, 40, 3)}, env={"calibration": {"ref_workload_ms": 10.5}}
+    )
+    assert not compare(base, close).normalized  # 5% is within what one machine varies
+
+
 def test_other_machine_without_calibration_exits_2(tmp_path: Path) -> None:
     base = write_run(tmp_path / "a", {"a": noisy(20.0, 40, 1)})
     env = {"hostname": "box-b", "calibration": None}

@@ -49,6 +49,7 @@ DEFAULT_THRESHOLD = 0.10
 DEFAULT_CONFIDENCE = 0.99
 NORMALIZE_MODES = tuple(mode.value for mode in Normalize)
 MACHINE_KEYS = ("hostname", "cpu_model", "gpu_name")
+REF_DRIFT_LIMIT = 0.10
 CALIBRATION_ROLE = "calibration"
 INSUFFICIENT = "insufficient samples"
 MEDIAN_SE_FACTOR = 1.2533 / 1.349
@@ -380,9 +381,15 @@ def _read_json(path: Path) -> object:
 
 
 def resolve_normalization(base: Side, new: Side, mode: str) -> tuple[bool, str]:
-    """Whether to divide by each side's calibration, and a sentence saying why (or why not)."""
+    """Whether to divide by each side's calibration, and a sentence saying why (or why not).
+
+    `auto` normalises when the machines differ by name, or when their reference workloads differ
+    by more than REF_DRIFT_LIMIT (the same names can hide another, slower or busier machine).
+    """
     differing = [key for key in MACHINE_KEYS if base.machine.get(key) != new.machine.get(key)]
-    if mode == "none" or (mode == "auto" and not differing):
+    drift = calibration_drift(base, new)
+    why = _normalization_reason(differing, drift, mode)
+    if why is None:
         where = f"machines differ in {', '.join(differing)}" if differing else "same machine"
         return False, f"raw latency in ms ({where}; --normalize {mode})"
     missing = [side.path for side in (base, new) if not side.ref_workload_ms]
@@ -391,9 +398,32 @@ def resolve_normalization(base: Side, new: Side, mode: str) -> tuple[bool, str]:
             f"cannot normalise: no calibration (env.calibration.ref_workload_ms) in "
             f"{', '.join(missing)}; pass --normalize none to compare raw latency"
         )
-    why = f"machines differ in {', '.join(differing)}" if differing else "--normalize calibration"
     refs = f"ref_workload_ms BASE {base.ref_workload_ms:.4g}, NEW {new.ref_workload_ms:.4g}"
     return True, f"calibration-normalised latency = latency / ref_workload_ms ({why}; {refs})"
+
+
+def calibration_drift(base: Side, new: Side) -> float | None:
+    """NEW's reference workload over BASE's, minus 1 (None when either side has none)."""
+    if not base.ref_workload_ms or not new.ref_workload_ms:
+        return None
+    return float(new.ref_workload_ms) / float(base.ref_workload_ms) - 1.0
+
+
+def _normalization_reason(differing: list[str], drift: float | None, mode: str) -> str | None:
+    """Why latencies are normalised under `mode`, or None when they are compared raw."""
+    if mode == "none":
+        return None
+    if mode == "calibration":
+        return "--normalize calibration"
+    if differing:
+        return f"machines differ in {', '.join(differing)}"
+    if drift is not None and abs(drift) > REF_DRIFT_LIMIT:
+        return (
+            f"same machine names, but the reference workload moved {100 * drift:+.0f}% "
+            f"(beyond the {100 * REF_DRIFT_LIMIT:.0f}% one machine varies): another machine "
+            "or another load"
+        )
+    return None
 
 
 def normalized(side: Side) -> Side:

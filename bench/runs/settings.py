@@ -98,9 +98,7 @@ def check_ref(loc: Locator, key_path: KeyPath, value: Any) -> tuple[tuple[str, A
     if value is None:
         return ()
     if not isinstance(value, dict):
-        raise loc.error(
-            key_path, f"expected a mapping of reference values, got {type_name(value)}"
-        )
+        raise loc.error(key_path, f"expected a mapping of reference values, got {type_name(value)}")
     for key, item in value.items():
         if not isinstance(item, str | int | float | bool) or not str(key).isidentifier():
             raise loc.error(
