@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.core.choices import RuntimeName
 from bench.core.values import is_missing
 
 if TYPE_CHECKING:
@@ -71,6 +72,10 @@ DataOption = Annotated[
 TensorboardOption = Annotated[
     str | None,
     typer.Option("--tensorboard", help="Log fine-tunes per epoch to this TensorBoard folder."),
+]
+RuntimesOverride = Annotated[
+    list[RuntimeName] | None,
+    typer.Option("--runtime", help="Run every case in this runtime (repeat for several)."),
 ]
 ProgressFlag = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
@@ -125,6 +130,7 @@ def run_command(
     progress: ProgressFlag = True,
     calibrate: CalibrateFlag = True,
     tensorboard: TensorboardOption = None,
+    runtime: RuntimesOverride = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
     from bench.runs.folder import load_run
@@ -143,6 +149,7 @@ def run_command(
             calibrate,
             tensorboard=tensorboard,
             observer=observer,
+            runtimes=[r.value for r in runtime] if runtime else None,
         )
     run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
