@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import ClassVar
@@ -261,3 +262,54 @@ def test_cli_unknown_runtime_is_one_line() -> None:
     assert "--runtime: unknown runtime 'tvm'; choose one of: eager" in " ".join(
         result.stderr.split()
     )
+
+
+# --- analysis and report per runtime ---------------------------------------------------------
+
+
+CONFIGS, PAPER_ARM_X1 = ("g=1", "g=2", "g=4"), (40.0, 35.0, 32.9)
+
+
+def guideline_rows(runtime: str, throughputs: list[float]) -> list[dict]:
+    """Three G2 rows measured in one runtime, with the paper's ARM x1 column as reference."""
+    return [
+        {
+            "case_id": f"g2/{config}/{runtime}", "suite": "s", "group": "G2", "model": "g2",
+            "device": "cpu", "runtime": runtime, "status": "ok", "mode": "infer", "batch": 1,
+            "threads": 1, "throughput": ours, "latency_ms_median": 1000.0 / ours,
+            "first_ms": 2000.0 / ours, "prepare_s": 0.5, "parity_max_abs": 1e-7,
+            "ref_throughput": paper, "ref_config": config, "ref_column": "x1",
+            "ref_platform": "arm", "ref_unit": "images/s",
+        }
+        for config, ours, paper in zip(CONFIGS, throughputs, PAPER_ARM_X1, strict=True)
+    ]  # fmt: skip
+
+
+def test_guidelines_are_judged_per_runtime() -> None:
+    from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
+
+    rows = pd.DataFrame(
+        guideline_rows("eager", [30, 20, 10]) + guideline_rows("openvino", [9, 10, 11])
+    )
+    summaries = guideline_summaries(rows)
+    assert [(s.place, s.reproduced) for s in summaries] == [
+        ("cpu", True), ("cpu (openvino)", False)
+    ]  # fmt: skip
+    verdicts = guideline_verdicts(summaries)
+    assert verdicts[0].startswith("G2 on cpu: reproduced")
+    assert verdicts[1].startswith("G2 on cpu (openvino): did not reproduce")
+
+
+def test_report_runtime_section_shows_speed_ups_and_cold_starts(tmp_path: Path) -> None:
+    from bench.report.runtime_section import runtime_section
+
+    rows = pd.DataFrame(
+        guideline_rows("eager", [10, 10, 10]) + guideline_rows("onnxruntime", [20, 30, 40])
+    )
+    rows["model"] = rows["ref_config"]
+    text = "\n".join(runtime_section(rows, tmp_path))
+    assert "### Runtimes on cpu, batch 1, 1 thread(s)" in text
+    assert re.search(r"\| g=4 +\| 100 +\| 25\.0 \(4\.00x\) +\|", text)  # eager 100, ort 25 ms
+    assert re.search(r"\| g=4 +\| onnxruntime +\| 50\.0 +\| 0\.5 +\| 25\.0 +\| 1e-07 +\|", text)
+    assert list(tmp_path.glob("runtimes_cpu_b1_t1.png"))
+    assert runtime_section(pd.DataFrame(guideline_rows("eager", [1, 2, 3])), tmp_path) == []

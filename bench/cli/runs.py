@@ -209,7 +209,7 @@ def summary_table(summary: GuidelineSummary) -> Table:
         f"{'n/a' if ratio_paper is None else f'{ratio_paper:.2f}'}\n{summary.sentence}"
     )
     unit = summary.table["unit"].iloc[0]
-    title = f"{summary.guideline} {summary.column} on {summary.device} ({unit})"
+    title = f"{summary.guideline} {summary.column} on {summary.place} ({unit})"
     table = Table(title=title, caption=caption)
     for header in ("config", f"ours ({unit})", f"paper ({unit})", "ours norm", "paper norm"):
         config = header == "config"
