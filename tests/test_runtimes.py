@@ -313,3 +313,19 @@ def test_report_runtime_section_shows_speed_ups_and_cold_starts(tmp_path: Path) 
     assert re.search(r"\| g=4 +\| onnxruntime +\| 50\.0 +\| 0\.5 +\| 25\.0 +\| 1e-07 +\|", text)
     assert list(tmp_path.glob("runtimes_cpu_b1_t1.png"))
     assert runtime_section(pd.DataFrame(guideline_rows("eager", [1, 2, 3])), tmp_path) == []
+
+
+def test_shipped_runtime_suite_and_guidelines_under_a_runtime() -> None:
+    suites = Path(__file__).resolve().parent.parent / "suites"
+    runtimes = load_suite(suites / "runtimes.yaml")
+    assert {c.runtime for c in runtimes.cases} == {
+        "eager",
+        "compile",
+        "aoti",
+        "onnxruntime",
+        "openvino",
+    }
+    assert {(c.batch, c.threads) for c in runtimes.cases} == {(1, 1), (8, None)}
+    assert "torchvision:mobilenet_v2" in {c.model for c in runtimes.cases}
+    guidelines = load_suite(suites / "guidelines.yaml", runtimes=["openvino"])
+    assert all(c.case_id.endswith("/runtime=openvino") for c in guidelines.cases)
