@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from bench.cli.app import app
 from bench.core.errors import BenchError
+from bench.core.models import build_model
 from bench.measure.parity import check_parity, parity_tolerance
 from bench.measure.timing import measure_latency
 from bench.runs.folder import load_run
@@ -162,22 +163,26 @@ def test_onnx_export_is_cached_and_shared_by_onnxruntime_and_openvino() -> None:
     assert second.runtime_details["precision"] == "f32"  # never OpenVINO's silent bf16
 
 
-def test_the_cache_key_follows_the_weights() -> None:
+def test_the_cache_key_follows_the_weights_and_the_structure() -> None:
     target = Target("cpu", torch.float32, 1)
     x = torch.zeros(1, *SHAPE)
     a, b = SmallNet(), SmallNet()
     assert weights_digest(a) == weights_digest(b)
+    assert artefact_key(a, x, target, ()) == artefact_key(b, x, target, ())
     with torch.no_grad():
         b.fc.bias.add_(1.0)
     assert artefact_key(a, x, target, ()) != artefact_key(b, x, target, ())
     assert artefact_key(a, x, target, ()) != artefact_key(a, torch.zeros(2, *SHAPE), target, ())
+    # the same weights in another architecture: g4 without its shortcut has identical tensors
+    with_add, without = build_model("g4:c=8,units=1"), build_model("g4:c=8,units=1,shortcut=false")
+    assert weights_digest(with_add) == weights_digest(without)
+    inputs = torch.zeros(1, 8, 56, 56)
+    assert artefact_key(with_add, inputs, target, ()) != artefact_key(without, inputs, target, ())
 
 
 def test_a_spec_gets_the_same_weights_every_time() -> None:
     first, second = get_model("g1:c1=4,c2=8,blocks=1"), get_model("g1:c1=4,c2=8,blocks=1")
     assert not torch.equal(first[0].weight, second[0].weight)  # netdefs itself is unseeded
-    from bench.core.models import build_model
-
     state = torch.get_rng_state()
     assert torch.equal(build_model("resnet18").fc.weight, build_model("resnet18").fc.weight)
     assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left alone
@@ -329,3 +334,10 @@ def test_shipped_runtime_suite_and_guidelines_under_a_runtime() -> None:
     assert "torchvision:mobilenet_v2" in {c.model for c in runtimes.cases}
     guidelines = load_suite(suites / "guidelines.yaml", runtimes=["openvino"])
     assert all(c.case_id.endswith("/runtime=openvino") for c in guidelines.cases)
+
+
+def test_same_weights_in_another_architecture_get_their_own_export() -> None:
+    with_add = timed("g4:c=8,units=2,size=16", "onnxruntime")
+    without = timed("g4:c=8,units=2,size=16,shortcut=false", "onnxruntime")  # same tensors
+    assert without.runtime_details["artefact"] != with_add.runtime_details["artefact"]
+    assert without.parity_max_abs <= 1e-4

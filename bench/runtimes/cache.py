@@ -1,8 +1,10 @@
 """Exported artefacts (ONNX files, AOTInductor packages), cached so that a suite exports once.
 
-The key covers everything the artefact depends on: the model's class and every parameter and
-buffer (so the same spec with other weights is another artefact), the input's shape and dtype,
-the target, and the versions of the packages that export. `BENCH_EXPORT_CACHE` moves the cache.
+The key covers everything the artefact depends on: the model's spec and structure (every
+module's class and plain attributes, such as a block's `shortcut` flag, which no weight shows),
+every parameter and buffer (so the same spec with other weights is another artefact), the
+input's shape and dtype, the target, and the versions of the packages that export.
+`BENCH_EXPORT_CACHE` moves the cache.
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "bench" / "exports"
 
 
+PLAIN = (bool, int, float, str, type(None))
+
+
+def structure_digest(model: nn.Module) -> str:
+    """A digest of the spec and of every module's path, class and plain (non-tensor) attributes."""
+    digest = hashlib.blake2b(str(getattr(model, "spec", "")).encode(), digest_size=16)
+    for path, module in model.named_modules():
+        plain = {
+            key: value
+            for key, value in vars(module).items()
+            if key != "training" and not key.startswith("_") and isinstance(value, PLAIN)
+        }
+        digest.update(f"{path}:{type(module).__qualname__}:{sorted(plain.items())}".encode())
+    return digest.hexdigest()
+
+
 def weights_digest(model: nn.Module) -> str:
     """A digest of the model's class, parameter and buffer names, shapes, dtypes and values."""
     digest = hashlib.blake2b(type(model).__qualname__.encode(), digest_size=16)
@@ -44,6 +62,7 @@ def artefact_key(
 ) -> str:
     """The cache key of one artefact: weights, input, target and exporter versions."""
     parts = [
+        structure_digest(model),
         weights_digest(model),
         f"{tuple(inputs.shape)}:{inputs.dtype}",
         f"{target.device}:{target.dtype}:{target.mode}",
