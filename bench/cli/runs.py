@@ -41,6 +41,7 @@ class ListKind(StrEnum):
 TABLE_COLUMNS = {  # column -> (header, format)
     "model": ("model", "{}"),
     "device": ("dev", "{}"),
+    "runtime": ("runtime", "{}"),
     "batch": ("b", "{}"),
     "status": ("status", "{}"),
     "params": ("params M", "{:.3g}"),
@@ -186,6 +187,8 @@ def _cell(value: object, pattern: str) -> str:
 def results_table(rows: pd.DataFrame, title: str) -> Table:
     """A rich table of a run's main columns (those with any value)."""
     columns = [c for c in TABLE_COLUMNS if c in rows.columns and rows[c].notna().any()]
+    if "runtime" in columns and rows["runtime"].nunique() < 2:
+        columns.remove("runtime")  # a column only when the run holds several runtimes
     table = Table(title=title)
     for column in columns:
         table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
