@@ -18,11 +18,11 @@ from bench.report.plots import image_link, slug
 from bench.report.tables import markdown_table
 
 SETUP = ["device", "batch", "threads"]
-INTRO = """The same network and weights in each runtime, timed by the same engine. Speed-up is
-eager PyTorch's median latency over the runtime's, in the same run; cold start is the first
-inference after the runtime loaded the model (first ms) and the export/compile/load before it
-(prepare s). Every runtime's output matched eager PyTorch's within tolerance (parity), else
-its row is an error listed at the end."""
+RUNTIMES_INTRO = """The same network and weights in each runtime, timed by the same engine.
+Speed-up is eager PyTorch's median latency over the runtime's, in the same run; cold start is
+the first inference after the runtime loaded the model (first ms) and the export, compile or
+load before it (prepare s). Every runtime's output matched eager PyTorch's within tolerance
+(parity), else its row is an error listed at the end."""
 
 
 def runtime_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -87,7 +87,7 @@ def runtime_section(rows: pd.DataFrame, fig_dir: Path) -> list[str]:
     frame = runtime_rows(rows)
     if frame.empty:
         return []
-    lines = ["## Runtimes", "", INTRO, ""]
+    lines = ["## Runtimes", "", RUNTIMES_INTRO, ""]
     for (device, batch, threads), group in frame.groupby(SETUP, sort=True):
         where = f"{device}, batch {int(batch)}" + (f", {int(threads)} thread(s)" if threads else "")
         lines += [f"### Runtimes on {where}", "", markdown_table(steady_table(group)), ""]
