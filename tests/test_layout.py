@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LAYERS = ("core", "measure", "runtimes", "train", "runs", "analysis", "report", "cli")
+LAYERS = ("core", "runtimes", "measure", "train", "runs", "analysis", "report", "cli")
 MAX_LINES = 500
 # Third-party imports a library module may take inside a function: optional or slow to import
 # packages that only one code path needs.

@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from bench.core.errors import BenchError
 from bench.core.options import fixed_threads, resolve_device
-from bench.measure import sampling, stats, timing
+from bench.measure import sampling, stats
 from bench.measure.sampling import StopRule, WarmupRule, collect_samples, warm_up
 from bench.measure.timing import measure_latency
+from bench.runtimes import compiled
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -206,7 +207,7 @@ def test_infer_mode_uses_eval_and_random_inputs() -> None:
 
 
 def test_compile_reports_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(timing, "COMPILE_BACKEND", "eager")  # inductor is too slow for a unit test
+    monkeypatch.setattr(compiled, "BACKEND", "eager")  # inductor is too slow for a unit test
     result = measure_latency(tiny_net(), (3, 8, 8), compile=True, budget_s=0.2)
     assert result.compile_s is not None and result.compile_s > 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ class LatencyFit:
     cases: int
     r2_mult_adds: float
     r2_mult_adds_mac: float
+    runtime: str = "eager"
 
 
 def r_squared(features: np.ndarray, target: np.ndarray) -> float:
@@ -51,21 +52,25 @@ def timed_cases(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def latency_fits(rows: pd.DataFrame) -> list[LatencyFit]:
-    """Per suite, device and batch: R^2 of latency on mult-adds, and on mult-adds + MAC bytes.
+    """Per suite, device, runtime and batch: R^2 of latency on mult-adds, and on + MAC bytes.
 
-    Counts are per image and latency per batch, so cases of different batch sizes are fitted apart.
+    Counts are per image and latency per batch, so cases of different batch sizes are fitted apart;
+    each runtime is fitted on its own (a fusing runtime changes what latency depends on).
     """
     fits = []
     cases = timed_cases(rows)
-    cases = cases.assign(batch=cases.get("batch", 1))
-    for (suite, device, batch), frame in cases.groupby(["suite", "device", "batch"], sort=True):
+    runtimes = cases["runtime"].fillna("eager") if "runtime" in cases else "eager"
+    cases = cases.assign(batch=cases.get("batch", 1), runtime=runtimes)
+    keys = ["suite", "device", "runtime", "batch"]
+    for (suite, device, runtime, batch), frame in cases.groupby(keys, sort=True):
         latency = frame["latency_ms_median"].astype(float).to_numpy()
         mult_adds = frame["mult_adds"].astype(float).to_numpy()
         both = np.column_stack([mult_adds, frame["mac_bytes"].astype(float).to_numpy()])
         enough = len(frame) >= MIN_FIT_CASES
         r2_one = r_squared(mult_adds, latency) if enough else math.nan
         r2_two = r_squared(both, latency) if enough else math.nan
-        fits.append(LatencyFit(str(suite), str(device), int(batch), len(frame), r2_one, r2_two))
+        fit = LatencyFit(str(suite), str(device), int(batch), len(frame), r2_one, r2_two)
+        fits.append(replace(fit, runtime=str(runtime)))
     return fits
 
 

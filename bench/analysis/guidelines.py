@@ -40,6 +40,12 @@ class GuidelineSummary:
     sentence: str
     column: str = ""
     platform: str = ""
+    runtime: str = "eager"
+
+    @property
+    def place(self) -> str:
+        """Where it was measured: the device, and the runtime unless eager ('cpu (openvino)')."""
+        return self.device if self.runtime == "eager" else f"{self.device} ({self.runtime})"
 
 
 def guideline_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -124,12 +130,13 @@ def sentence_for(name: str, table: pd.DataFrame, rho: float | None, ok: bool | N
 
 
 def summarize_group(keys: tuple, group: pd.DataFrame) -> GuidelineSummary:
-    """One GuidelineSummary from the rows of one guideline/device/platform/column."""
-    guideline, device, platform, column = keys
+    """One GuidelineSummary from the rows of one guideline/device/runtime/platform/column."""
+    guideline, device, runtime, platform, column = keys
     table = paper_table(group)
     rho = rank_correlation(table)
     ok = reproduced(table, rho)
-    name = f"{guideline} {column} on {device} (paper: {platform or '?'}, {table['unit'].iloc[0]})"
+    place = device if runtime == "eager" else f"{device} ({runtime})"
+    name = f"{guideline} {column} on {place} (paper: {platform or '?'}, {table['unit'].iloc[0]})"
     return GuidelineSummary(
         guideline=guideline,
         device=device,
@@ -141,29 +148,32 @@ def summarize_group(keys: tuple, group: pd.DataFrame) -> GuidelineSummary:
         sentence=sentence_for(name, table, rho, ok),
         column=column,
         platform=platform,
+        runtime=runtime,
     )
 
 
 def guideline_summaries(rows: pd.DataFrame) -> list[GuidelineSummary]:
-    """Per guideline table column and device: ours vs the paper, Spearman, spread, verdict."""
+    """Per guideline table column, device and runtime: ours vs the paper, Spearman, verdict."""
     selected = guideline_rows(rows).copy()
     if selected.empty:
         return []
+    runtime = selected["runtime"] if "runtime" in selected.columns else None
+    selected["runtime"] = "eager" if runtime is None else runtime.fillna("eager").astype(str)
     if "ref_platform" not in selected.columns:
         selected["ref_platform"] = ""
     selected["ref_platform"] = selected["ref_platform"].fillna("").astype(str)
     selected["ref_column"] = selected["ref_column"].astype(str)
-    keys = ["group", "device", "ref_platform", "ref_column"]
+    keys = ["group", "device", "runtime", "ref_platform", "ref_column"]
     grouped = selected.groupby(keys, sort=False)
     return [summarize_group(tuple(k), group) for k, group in grouped]
 
 
 def guideline_verdicts(summaries: list[GuidelineSummary]) -> list[str]:
-    """One sentence per guideline and device, counting the columns that reproduced."""
+    """One sentence per guideline, device and runtime, counting the columns that reproduced."""
     sentences = []
-    pairs = dict.fromkeys((s.guideline, s.device) for s in summaries)
+    pairs = dict.fromkeys((s.guideline, s.place) for s in summaries)
     for guideline, device in pairs:
-        group = [s for s in summaries if (s.guideline, s.device) == (guideline, device)]
+        group = [s for s in summaries if (s.guideline, s.place) == (guideline, device)]
         good = [s.column for s in group if s.reproduced]
         decided = [s for s in group if s.reproduced is not None]
         if not any(s.table["ours"].notna().any() for s in group):

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.core.choices import RuntimeName
 from bench.core.values import is_missing
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class ListKind(StrEnum):
 TABLE_COLUMNS = {  # column -> (header, format)
     "model": ("model", "{}"),
     "device": ("dev", "{}"),
+    "runtime": ("runtime", "{}"),
     "batch": ("b", "{}"),
     "status": ("status", "{}"),
     "params": ("params M", "{:.3g}"),
@@ -71,6 +73,10 @@ DataOption = Annotated[
 TensorboardOption = Annotated[
     str | None,
     typer.Option("--tensorboard", help="Log fine-tunes per epoch to this TensorBoard folder."),
+]
+RuntimesOverride = Annotated[
+    list[RuntimeName] | None,
+    typer.Option("--runtime", help="Run every case in this runtime (repeat for several)."),
 ]
 ProgressFlag = Annotated[
     bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
@@ -125,6 +131,7 @@ def run_command(
     progress: ProgressFlag = True,
     calibrate: CalibrateFlag = True,
     tensorboard: TensorboardOption = None,
+    runtime: RuntimesOverride = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
     from bench.runs.folder import load_run
@@ -143,6 +150,7 @@ def run_command(
             calibrate,
             tensorboard=tensorboard,
             observer=observer,
+            runtimes=[r.value for r in runtime] if runtime else None,
         )
     run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
@@ -179,6 +187,8 @@ def _cell(value: object, pattern: str) -> str:
 def results_table(rows: pd.DataFrame, title: str) -> Table:
     """A rich table of a run's main columns (those with any value)."""
     columns = [c for c in TABLE_COLUMNS if c in rows.columns and rows[c].notna().any()]
+    if "runtime" in columns and rows["runtime"].nunique() < 2:
+        columns.remove("runtime")  # a column only when the run holds several runtimes
     table = Table(title=title)
     for column in columns:
         table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
@@ -202,7 +212,7 @@ def summary_table(summary: GuidelineSummary) -> Table:
         f"{'n/a' if ratio_paper is None else f'{ratio_paper:.2f}'}\n{summary.sentence}"
     )
     unit = summary.table["unit"].iloc[0]
-    title = f"{summary.guideline} {summary.column} on {summary.device} ({unit})"
+    title = f"{summary.guideline} {summary.column} on {summary.place} ({unit})"
     table = Table(title=title, caption=caption)
     for header in ("config", f"ours ({unit})", f"paper ({unit})", "ours norm", "paper norm"):
         config = header == "config"

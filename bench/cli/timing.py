@@ -19,16 +19,18 @@ from bench.cli.common import (
     print_json,
     stdout,
 )
-from bench.core.choices import Device, Dtype, Mode
+from bench.core.choices import Device, Dtype, Mode, RuntimeName
 
 ChannelsLastFlag = Annotated[
     bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
 ]
-CompileFlag = Annotated[
-    bool, typer.Option("--compile", help="torch.compile the model (compile time reported apart).")
-]
+CompileFlag = Annotated[bool, typer.Option("--compile", help="Shorthand for --runtime compile.")]
 ModeOption = Annotated[
     Mode, typer.Option("--mode", help="infer (forward) or train (forward+backward+SGD step).")
+]
+RuntimeOption = Annotated[
+    RuntimeName,
+    typer.Option("--runtime", help="Where the network runs (eager PyTorch or a runtime)."),
 ]
 BudgetOption = Annotated[
     float, typer.Option("--budget", help="Seconds for warm-up plus sampling (upper bound).")
@@ -46,11 +48,13 @@ def time_command(
     compile: CompileFlag = False,
     mode: ModeOption = Mode.infer,
     budget: BudgetOption = 10.0,
+    runtime: RuntimeOption = RuntimeName.eager,
     json_output: JsonFlag = False,
 ) -> None:
     """Time one model: median/percentile latency (ms), throughput (images/s), raw samples."""
     from bench.core.options import parse_dtype, parse_input_shape
     from bench.measure.timing import measure_latency
+    from bench.runtimes import describe_runtimes
 
     result = measure_latency(
         spec,
@@ -63,9 +67,11 @@ def time_command(
         compile=compile,
         mode=mode.value,
         budget_s=budget,
+        runtime=runtime.value,
     )
     if json_output:
-        print_json({"spec": spec, **result.to_dict()})
+        described = describe_runtimes([result.runtime])[result.runtime]
+        print_json({"spec": spec, **result.to_dict(), "runtime_versions": described})
     else:
         stdout.print(latency_table(spec, result.to_dict()))
 
@@ -83,6 +89,11 @@ def latency_table(spec: str, data: dict) -> Table:
     table.add_row("median CI95 half-width", "n/a" if halfwidth is None else f"{halfwidth:.2%}")
     for key in ("n_samples", "iters_per_sample", "stop_reason", "warmup_iters", "compile_s"):
         table.add_row(key, str(data[key]))
+    table.add_row("runtime", str(data["runtime"]))
+    table.add_row("prepare_s (export/compile/load)", f"{data['prepare_s']:.3f}")
+    table.add_row("first_ms (first inference)", f"{data['first_ms']:.3f}")
+    parity = data["parity_max_abs"]
+    table.add_row("parity_max_abs (vs eager)", "n/a" if parity is None else f"{parity:.3g}")
     table.add_row(f"peak_mem_bytes ({data['peak_mem_kind']})", f"{data['peak_mem_bytes']:,}")
     for key in ("device", "threads", "batch", "dtype", "mode"):
         table.add_row(key, str(data[key]))

@@ -13,6 +13,8 @@ Device = StrEnum("Device", ["cpu", "cuda", "auto"])
 Mode = StrEnum("Mode", ["infer", "train"])
 # Floating-point types a model is timed and counted in.
 Dtype = StrEnum("Dtype", ["float32", "bfloat16", "float16"])
+# Where a network is executed: eager PyTorch or a deployment runtime (bench/runtimes/).
+RuntimeName = StrEnum("RuntimeName", ["eager", "compile", "aoti", "onnxruntime", "openvino"])
 # The latency statistic `bench compare` judges.
 LatencyStat = StrEnum(
     "LatencyStat",
@@ -23,5 +25,6 @@ Normalize = StrEnum("Normalize", ["auto", "none", "calibration"])
 
 DEVICES = tuple(member.value for member in Device)
 MODES = tuple(member.value for member in Mode)
+RUNTIMES = tuple(member.value for member in RuntimeName)
 DTYPE_ALIASES = {"fp32": Dtype.float32, "bf16": Dtype.bfloat16, "fp16": Dtype.float16}
 DTYPE_NAMES = (*(member.value for member in Dtype), *DTYPE_ALIASES)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 from torch import nn
 
@@ -13,16 +11,23 @@ from netdefs import get_model
 from netdefs.registry import SpecValue
 
 Shape = tuple[int, ...]
+WEIGHTS_SEED = 0
 
 
 def build_model(
     model_or_spec: nn.Module | str, *, meta: bool = False, **overrides: SpecValue
 ) -> nn.Module:
-    """The module itself, or the spec built by netdefs (on the meta device when `meta`)."""
+    """The module itself, or the spec built by netdefs (on the meta device when `meta`).
+
+    Real builds draw their random weights from a fixed seed (the global RNG is left as it was),
+    so every runtime and every run of a suite sees the same weights for the same spec, and an
+    exported artefact can be reused.
+    """
     if isinstance(model_or_spec, nn.Module):
         return model_or_spec
     try:
-        with torch.device("meta") if meta else nullcontext():
+        with torch.device("meta") if meta else torch.random.fork_rng(devices=[]):
+            torch.manual_seed(WEIGHTS_SEED)  # the same spec always gets the same weights
             return get_model(model_or_spec, **overrides)
     except ValueError as exc:  # netdefs' own one-line messages
         raise BenchError(first_line(exc)) from None

@@ -1,8 +1,10 @@
-"""Latency and throughput of one model on one device, with raw samples and a stopping rule.
+"""Latency and throughput of one model on one device and runtime, with raw samples.
 
-`measure_latency` wires the sampling engine (`bench.measure.sampling`) to torch: eval +
-inference_mode (or a training step), random inputs, fixed thread count, warm-up until settled,
-CUDA events on GPU.
+`measure_latency` builds the model and a random batch, lets the runtime prepare them (eager
+PyTorch, torch.compile, AOTInductor, ONNX Runtime, OpenVINO: `bench.runtimes`), times the first
+inference (the cold start), checks the runtime's output against eager PyTorch on the same input,
+then hands the session's `step` to the sampling engine (`bench.measure.sampling`): warm-up until
+settled, raw samples until the median is known, CUDA events on GPU.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bench.core.choices import MODES
 from bench.core.errors import BenchError, first_line
 from bench.core.models import model_and_shape
 from bench.core.options import check_supported_dtype, fixed_threads, resolve_device
+from bench.measure.parity import check_parity
 from bench.measure.sampling import (
     FAST_SAMPLE_S,
     Clock,
@@ -36,8 +39,9 @@ from bench.measure.sampling import (
     warm_up,
 )
 from bench.measure.stats import median_rel_halfwidth, summarize
+from bench.runtimes import get_runtime
+from bench.runtimes.base import Runtime, Session, Target, output_tensor
 
-COMPILE_BACKEND = "inductor"
 RSS_POLL_S = 0.001
 
 
@@ -67,6 +71,11 @@ class LatencyResult:
     mode: str
     iters_per_sample: int = 1
     rel_halfwidth: float = field(default=math.inf)
+    runtime: str = "eager"
+    prepare_s: float | None = None
+    first_ms: float | None = None
+    parity_max_abs: float | None = None
+    runtime_details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready dict with the field names above (infinite half-width becomes None)."""
@@ -92,37 +101,6 @@ def check_dtype_support(
             f"dtype {name} cannot run a convolution on {device}: {first_line(exc)}"
         ) from None
     return name
-
-
-def make_step(
-    model: nn.Module,
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    inputs: torch.Tensor,
-    mode: str,
-) -> Callable[[], object]:
-    """One iteration: inference forward, or forward + loss + backward + SGD step (train mode)."""
-    if mode == "infer":
-        model.eval()
-        return lambda: forward(inputs)
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    targets: dict[str, torch.Tensor] = {}
-
-    def train_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        training_loss(forward(inputs), targets).backward()
-        optimizer.step()
-
-    return train_step
-
-
-def training_loss(output: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy on fixed random targets for (N, classes) logits, else the output's sum."""
-    if output.dim() != 2:
-        return output.float().sum()
-    if "y" not in targets:
-        targets["y"] = torch.randint(0, output.shape[1], (output.shape[0],), device=output.device)
-    return nn.functional.cross_entropy(output.float(), targets["y"])
 
 
 class RssPeak:
@@ -171,21 +149,6 @@ def prepare(
     return model, inputs
 
 
-def compiled_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """torch.compile the model with the configured backend."""
-    return torch.compile(model, backend=COMPILE_BACKEND)
-
-
-def time_first_call(step: Callable[[], object]) -> float:
-    """Seconds of the first (compiling) call; BenchError with one line when compilation fails."""
-    start = time.perf_counter()
-    try:
-        step()
-    except Exception as exc:  # compile failures come in many types; report one line
-        raise BenchError(f"torch.compile failed ({COMPILE_BACKEND}): {first_line(exc)}") from None
-    return time.perf_counter() - start
-
-
 def validate_request(batch: int, mode: str, budget_s: float, rel_precision: float) -> None:
     """BenchError for a non-positive batch/budget/precision or an unknown mode."""
     if batch <= 0:
@@ -211,22 +174,32 @@ def measure_latency(
     min_samples: int = 10,
     clock: Clock | None = None,
     max_samples: int = 10_000,
+    runtime: str | Runtime = "eager",
 ) -> LatencyResult:
-    """Time one model: warm-up, then raw samples until the median is known to rel_precision."""
+    """Time one model: prepare it in a runtime, then raw samples until the median is known.
+
+    `runtime` is a runtime's name or an adapter of your own (a `bench.runtimes.base.Runtime`);
+    `compile=True` is the older spelling of `runtime="compile"`.
+    """
     validate_request(batch, mode, budget_s, rel_precision)
     device = resolve_device(device)
+    engine = (
+        runtime if isinstance(runtime, Runtime) else get_runtime("compile" if compile else runtime)
+    )
     model, shape = model_and_shape(model_or_spec, input_shape)
     dtype_label = check_dtype_support(device, dtype, shape, channels_last)
     clock = clock or time.perf_counter
     rule = StopRule(budget_s, rel_precision, min_samples, max(min_samples, max_samples))
     with fixed_threads(threads) as n_threads:
+        target = Target(device, dtype, n_threads, str(mode), channels_last)
+        engine.check(target)
         model, inputs = prepare(model, shape, batch, device, dtype, channels_last)
-        run = _run_timed(model, inputs, device, mode, compile, rule, clock)
-    return build_result(run, device, n_threads, batch, dtype_label, mode, rule.confidence)
+        run = _run_timed(model, inputs, engine, target, rule, clock)
+    return build_result(run, target, batch, dtype_label, rule.confidence)
 
 
 def build_result(
-    run: TimedRun, device: str, threads: int, batch: int, dtype: str, mode: str, confidence: float
+    run: TimedRun, target: Target, batch: int, dtype: str, confidence: float
 ) -> LatencyResult:
     """Derive the statistics (ms) and throughput (images/s) from the raw samples."""
     samples_ms = [s * 1000.0 for s in run.samples]
@@ -244,57 +217,99 @@ def build_result(
         n_samples=summary.n,
         stop_reason=run.stop_reason,
         warmup_iters=run.warmup_iters,
-        compile_s=run.compile_s,
+        compile_s=run.prepare_s if run.runtime == "compile" else None,
         peak_mem_bytes=run.peak_mem_bytes,
         peak_mem_kind=run.peak_mem_kind,
-        device=device,
-        threads=threads,
+        device=target.device,
+        threads=target.threads,
         batch=batch,
         dtype=dtype,
-        mode=mode,
+        mode=target.mode,
         iters_per_sample=run.iters_per_sample,
         rel_halfwidth=median_rel_halfwidth(samples_ms, confidence),
+        runtime=run.runtime,
+        prepare_s=run.prepare_s,
+        first_ms=run.first_s * 1000.0,
+        parity_max_abs=run.parity_max_abs,
+        runtime_details=run.details,
     )
 
 
 @dataclass(frozen=True)
 class TimedRun:
-    """What the torch side of a measurement produced (samples in seconds per iteration)."""
+    """What the runtime side of a measurement produced (samples in seconds per iteration)."""
 
     samples: list[float]
     stop_reason: str
     warmup_iters: int
-    compile_s: float | None
     peak_mem_bytes: int
     peak_mem_kind: str
     iters_per_sample: int
+    runtime: str
+    prepare_s: float
+    first_s: float
+    parity_max_abs: float | None
+    details: dict
 
 
 def _run_timed(
     model: nn.Module,
     inputs: torch.Tensor,
-    device: str,
-    mode: str,
-    compile: bool,
+    engine: Runtime,
+    target: Target,
     rule: StopRule,
     clock: Clock,
 ) -> TimedRun:
-    """Compile (optional), warm up, pick iterations per sample, sample; measure peak memory."""
-    forward = compiled_forward(model) if compile else model
-    step = make_step(model, forward, inputs, mode)
-    with torch.inference_mode() if mode == "infer" else torch.enable_grad():
-        compile_s = time_first_call(step) if compile else None
-        if device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        start = clock()
-        with RssPeak() as rss:
-            warm = warm_up(_timer(step, device, clock), clock, _warmup_rule(rule))
-        k = iters_per_sample(statistics.median(warm[-5:]), FAST_SAMPLE_S)
-        remaining = replace(rule, budget_s=max(rule.budget_s - (clock() - start), 0.0))
-        samples, reason = collect_samples(_timer(repeat(step, k), device, clock), clock, remaining)
-    peak, kind = _peak_memory(device, rss)
-    return TimedRun([s / k for s in samples], reason, len(warm), compile_s, peak, kind, k)
+    """Prepare, time the first call, check parity, warm up, pick iterations per sample, sample.
+
+    The runtime prepares outside inference mode (exporters trace the model and must see
+    ordinary tensors); every timed call runs inside it, as inference does.
+    """
+    reference = _eager_output(model, inputs, engine, target)
+    start = clock()
+    session = engine.prepare(model, inputs, target)
+    prepare_s = clock() - start
+    with torch.inference_mode() if target.mode == "infer" else torch.enable_grad():
+        first_s = _timer(session.step, target.device, clock)()
+        parity = _parity(session, reference, target.dtype)
+        samples, reason, warm, k, rss = _sample(session, target.device, rule, clock)
+    peak, kind = _peak_memory(target.device, rss)
+    return TimedRun(
+        [s / k for s in samples], reason, len(warm), peak, kind, k,
+        engine.name, prepare_s, first_s, parity, dict(session.details),
+    )  # fmt: skip
+
+
+def _eager_output(
+    model: nn.Module, inputs: torch.Tensor, engine: Runtime, target: Target
+) -> torch.Tensor | None:
+    """Eager PyTorch's output on the same input, the parity reference (None when not needed)."""
+    if engine.name == "eager" or target.mode != "infer":
+        return None
+    with torch.inference_mode():
+        return output_tensor(model.eval()(inputs)).detach().float().cpu()
+
+
+def _parity(session: Session, reference: torch.Tensor | None, dtype: torch.dtype) -> float | None:
+    """max |runtime - eager| after the first call (None when there is nothing to compare)."""
+    return None if reference is None else check_parity(session.output(), reference, dtype)
+
+
+def _sample(
+    session: Session, device: str, rule: StopRule, clock: Clock
+) -> tuple[list[float], str, list[float], int, RssPeak]:
+    """Warm up, choose iterations per sample, collect samples within what is left of the budget."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = clock()
+    with RssPeak() as rss:
+        warm = warm_up(_timer(session.step, device, clock), clock, _warmup_rule(rule))
+    k = iters_per_sample(statistics.median(warm[-5:]), FAST_SAMPLE_S)
+    remaining = replace(rule, budget_s=max(rule.budget_s - (clock() - start), 0.0))
+    step = repeat(session.step, k)
+    samples, reason = collect_samples(_timer(step, device, clock), clock, remaining)
+    return samples, reason, warm, k, rss
 
 
 def _warmup_rule(rule: StopRule) -> WarmupRule:

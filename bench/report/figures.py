@@ -71,6 +71,21 @@ def paired_bars(table: pd.DataFrame, path: Path, title: str, ylabel: str) -> Pat
     return _save(fig, path)
 
 
+def grouped_bars(table: pd.DataFrame, path: Path, title: str, ylabel: str) -> Path:
+    """One group of bars per row (label: the index), one bar per column, a line at 1."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    index = np.arange(len(table))
+    width = 0.8 / max(1, len(table.columns))
+    for offset, column in enumerate(table.columns):
+        position = index - 0.4 + width * (offset + 0.5)
+        ax.bar(position, table[column].astype(float), width, label=str(column))
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(index, [str(i) for i in table.index], rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def roofline(
     points: pd.DataFrame, path: Path, peak_flops: float | None, bandwidth: float | None, title: str
 ) -> Path:

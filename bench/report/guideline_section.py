@@ -86,7 +86,7 @@ def guideline_section(rows: pd.DataFrame, fig_dir: Path) -> list[str]:
 def _title(summary: GuidelineSummary) -> str:
     """'G2 x1 on cpu': guideline, table column and device."""
     return " ".join(
-        part for part in (summary.guideline, summary.column, "on", summary.device) if part
+        part for part in (summary.guideline, summary.column, "on", summary.place) if part
     )
 
 
@@ -99,7 +99,8 @@ def guideline_lines(summary: GuidelineSummary, fig_dir: Path) -> list[str]:
         f"reproduced: {_yes_no(summary.reproduced)}."
     )
     lines += ["", f"**{ratio_sentence(summary)}.**", "", fmt_text(summary.sentence), ""]
-    parts = (summary.guideline, summary.column, summary.device)
+    runtime = "" if summary.runtime == "eager" else summary.runtime
+    parts = (summary.guideline, summary.column, summary.device, runtime)
     name = "guideline_" + "_".join(slug(part) for part in parts if part) + ".png"
     chart_title = f"{title}: throughput / first row"
     image = figures.paired_bars(summary.table, fig_dir / name, chart_title, "relative throughput")

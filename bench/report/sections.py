@@ -101,7 +101,7 @@ the two R^2 values is how much memory traffic adds on this machine."""
 
 
 def fit_section(rows: pd.DataFrame) -> list[str]:
-    """'What explains latency': both R^2 values per suite, device and batch, with the count."""
+    """'What explains latency': both R^2 values per suite, device, runtime and batch."""
     lines = ["## What explains latency", "", FIT_INTRO, ""]
     fits = latency_fits(rows)
     if not fits:
@@ -116,6 +116,8 @@ def fit_section(rows: pd.DataFrame) -> list[str]:
             "R^2 (mult-adds + MAC)": [fmt_r2(f.r2_mult_adds_mac) for f in fits],
         }
     )
+    if any(f.runtime != "eager" for f in fits):  # one fit per runtime: say which
+        frame.insert(2, "runtime", [fmt_text(f.runtime) for f in fits])
     lines += [markdown_table(frame), ""]
     if any(f.cases < MIN_FIT_CASES for f in fits):
         lines += [f"('–': fewer than {MIN_FIT_CASES} cases, too few to fit.)", ""]

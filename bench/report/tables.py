@@ -50,6 +50,7 @@ IDENTITY_COLUMNS = (
     Column("device", "device", fmt_text),
     Column("dtype", "dtype", fmt_text),
     Column("mode", "mode", fmt_text),
+    Column("runtime", "runtime", fmt_text),
     Column("batch", "batch", fmt_int),
     Column("input", "input (CxHxW)", fmt_text),
     Column("threads", "threads", fmt_int),

@@ -19,6 +19,7 @@ import yaml
 from bench.core.errors import BenchError
 from bench.core.io import atomic_write_text, atomic_write_with
 from bench.runs.schema import (
+    DEFAULT_RUNTIME,
     ENV_JSON,
     EPOCHS_CSV,
     RESULT_COLUMNS,
@@ -88,7 +89,10 @@ def read_rows(run_dir: Path) -> pd.DataFrame:
         raise BenchError(f"{path}: not a readable results table ({exc})") from None
     if "case_id" not in frame.columns:
         raise BenchError(f"{path}: no 'case_id' column; not a bench results table")
-    return order_columns(frame)
+    frame = order_columns(frame)
+    runtime = frame["runtime"].astype(object)
+    frame["runtime"] = runtime.where(runtime.notna(), DEFAULT_RUNTIME)  # runs before runtimes
+    return frame
 
 
 def read_samples(run_dir: Path) -> dict[str, list[float]]:

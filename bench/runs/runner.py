@@ -53,6 +53,7 @@ from bench.runs.suite import (
     resolve_suite_path,
     select_cases,
 )
+from bench.runtimes import describe_runtimes
 from bench.train.loop import finetune
 from bench.train.options import parse_train_options
 
@@ -115,6 +116,7 @@ def latency_columns(case: Case, quick: bool) -> tuple[dict[str, Any], list[float
         channels_last=case.channels_last,
         mode=case.mode,
         budget_s=case_budget(case, quick),
+        runtime=case.runtime,
     )
     return latency_row(result), list(result.samples_ms)
 
@@ -228,6 +230,7 @@ def start_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     wants_cuda = any(c.device == "cuda" for c in cases) and torch.cuda.is_available()
     env = collect_env(calibrate=calibrate, device="cuda" if wants_cuda else "cpu")
+    env["runtimes"] = describe_runtimes([c.runtime for c in cases])
     write_json(run_dir / ENV_JSON, {**env, **meta})
     write_yaml(run_dir / SUITE_YAML, suite.to_dict())
     return env
@@ -255,9 +258,10 @@ def run_suite(
     measure: Measure | None = None,
     tensorboard: str | None = None,
     observer: RunObserver | None = None,
+    runtimes: list[str] | None = None,
 ) -> Path:
-    """Run (or resume) a suite and return its run folder."""
-    suite = load_suite(resolve_suite_path(suite_path), device=device)
+    """Run (or resume) a suite and return its run folder; `runtimes` replaces the suite's."""
+    suite = load_suite(resolve_suite_path(suite_path), device=device, runtimes=runtimes)
     shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else shard
     cases = select_cases(suite.cases, filter, shard_kn)
     if resume is not None:

@@ -27,13 +27,13 @@ STATUSES = ("ok", "error", "skipped")
 
 ID_COLUMNS = [
     "case_id", "suite", "group", "case", "model", "device", "dtype", "batch", "input",
-    "threads", "channels_last", "mode", "status", "error", "note",
+    "threads", "channels_last", "mode", "runtime", "status", "error", "note",
 ]  # fmt: skip
 COUNT_COLUMNS = ["params", "mult_adds", "flops", "mac_elements", "mac_bytes"]
 LATENCY_COLUMNS = [
     "latency_ms_median", "latency_ms_mean", "latency_ms_p10", "latency_ms_p90",
     "latency_ms_p99", "latency_ms_iqr", "cv", "n_samples", "stop_reason", "throughput",
-    "batches_per_s", "peak_mem_bytes",
+    "batches_per_s", "peak_mem_bytes", "prepare_s", "first_ms", "parity_max_abs",
 ]  # fmt: skip
 ENV_COLUMNS = ["hostname", "cpu_model", "gpu_name", "torch"]
 FINETUNE_COLUMNS = ["best_val_acc", "train_seconds", "epochs", "checkpoint"]
@@ -41,6 +41,9 @@ RESULT_COLUMNS = ID_COLUMNS + COUNT_COLUMNS + LATENCY_COLUMNS + ENV_COLUMNS
 INT_COLUMNS = ("batch", "threads", "n_samples", "peak_mem_bytes", "epochs", *COUNT_COLUMNS)
 FINISHED = ("ok", "skipped")
 LATENCY_STATS = ("median", "mean", "p10", "p90", "p99", "iqr")
+
+
+DEFAULT_RUNTIME = "eager"  # what rows written before the runtime column were measured in
 
 
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -87,6 +90,10 @@ def latency_row(result: LatencyResult) -> dict[str, Any]:
         batches_per_s=result.throughput / result.batch,
         peak_mem_bytes=result.peak_mem_bytes,
         threads=result.threads,
+        runtime=result.runtime,
+        prepare_s=result.prepare_s,
+        first_ms=result.first_ms,
+        parity_max_abs=result.parity_max_abs,
     )
     return row
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bench.core.choices import DEVICES, DTYPE_NAMES, MODES
+from bench.core.choices import DEVICES, DTYPE_NAMES, MODES, RUNTIMES
 from bench.core.errors import BenchError
 from bench.core.options import auto_device, parse_input_shape
 from bench.runs.yamlfile import KeyPath, Locator, check_keys, type_name
@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics": ["count", "latency"],
     "channels_last": False,
     "mode": "infer",
+    "runtimes": ["eager"],
 }
 SETTING_KEYS = tuple(k for k in DEFAULTS if k != "device")
 RUN_SWEEP_KEYS = ("batch", "threads", "dtype", "input", "channels_last", "mode")
@@ -66,10 +67,15 @@ def _input(value: Any) -> str | None:
     return None
 
 
-def _metrics(value: Any) -> str | None:
-    """None if value is a non-empty list of known metrics."""
-    ok = isinstance(value, list) and value and all(m in SUITE_METRICS for m in value)
-    return None if ok else f"expected a non-empty list of: {', '.join(SUITE_METRICS)}"
+def _list_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    """A check that the value is a non-empty list of distinct `choices`."""
+
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, list) and value and all(v in choices for v in value)
+        ok = ok and len(set(value)) == len(value)
+        return None if ok else f"expected a non-empty list of distinct: {', '.join(choices)}"
+
+    return check
 
 
 SETTING_CHECKS: dict[str, Callable[[Any], str | None]] = {
@@ -79,9 +85,10 @@ SETTING_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "dtype": _choice(DTYPE_NAMES),
     "threads": _optional_positive_int,
     "budget_s": _positive_number,
-    "metrics": _metrics,
+    "metrics": _list_of(SUITE_METRICS),
     "channels_last": _boolean,
     "mode": _choice(MODES),
+    "runtimes": _list_of(RUNTIMES),
 }
 
 

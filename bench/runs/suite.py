@@ -10,6 +10,7 @@ names the file, the line, the key path, the bad value and the valid choices.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from bench.core.paths import SUITES_DIR
 from bench.runs.settings import (
     DEFAULTS,
     RUN_SWEEP_KEYS,
+    SETTING_CHECKS,
     SETTING_KEYS,
     check_devices,
     check_ref,
@@ -66,6 +68,7 @@ class Case:
     channels_last: bool
     mode: str
     kind: str = "measure"
+    runtime: str = "eager"
     note: str = ""
     ref: tuple[tuple[str, Any], ...] = ()
     train: tuple[tuple[str, Any], ...] = ()
@@ -85,6 +88,7 @@ class Case:
             "threads": self.threads,
             "channels_last": self.channels_last,
             "mode": self.mode,
+            "runtime": self.runtime,
             "note": self.note or None,
         }
         row.update({f"ref_{key}": value for key, value in self.ref})
@@ -121,21 +125,27 @@ def _case_dict(case: Case) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def load_suite(path: str | Path, device: str | None = None) -> Suite:
-    """Read, validate and expand a suite file; `device` overrides `defaults.device`."""
+def load_suite(
+    path: str | Path, device: str | None = None, runtimes: list[str] | None = None
+) -> Suite:
+    """Read, validate and expand a suite file.
+
+    `device` overrides `defaults.device`; `runtimes` replaces every case's runtimes.
+    """
     path = Path(path)
     data, loc = read_yaml(path)
     check_keys(loc, (), data, TOP_KEYS)
     name = check_suite_name(loc, data.get("name"))
     description = check_text(loc, ("description",), data.get("description"))
     defaults = resolve_defaults(loc, data.get("defaults"), device)
+    override = check_runtime_override(runtimes)
     raw_cases = data.get("cases")
     if not isinstance(raw_cases, list) or not raw_cases:
         raise loc.error(("cases",), f"expected a non-empty list of cases, got {raw_cases!r}")
     builder = SpecChecker()
     cases: list[Case] = []
     for index, raw in enumerate(raw_cases):
-        cases += expand_case(loc, ("cases", index), raw, name, defaults, builder)
+        cases += expand_case(loc, ("cases", index), raw, name, defaults, builder, override)
     check_unique(loc, cases)
     return Suite(name, description, path, defaults, tuple(cases))
 
@@ -171,10 +181,27 @@ class ModelItem:
     key_path: KeyPath
 
 
+def check_runtime_override(runtimes: list[str] | None) -> list[str] | None:
+    """The `--runtime` override as a list of known, distinct runtimes (None: no override)."""
+    if runtimes is None:
+        return None
+    values = [str(r) for r in runtimes]
+    problem = SETTING_CHECKS["runtimes"](values)
+    if problem:
+        raise BenchError(f"--runtime {', '.join(values) or '(none)'}: {problem}")
+    return values
+
+
 def expand_case(
-    loc: Locator, kp: KeyPath, raw: Any, suite: str, defaults: dict, specs: SpecChecker
+    loc: Locator,
+    kp: KeyPath,
+    raw: Any,
+    suite: str,
+    defaults: dict,
+    specs: SpecChecker,
+    runtimes: list[str] | None = None,
 ) -> list[Case]:
-    """One case mapping -> one Case per model x sweep point x device."""
+    """One case mapping -> one Case per model x sweep point x device x runtime."""
     check_keys(loc, kp, raw, CASE_KEYS)
     common = case_common(loc, kp, raw, suite)
     name = common["case"]
@@ -193,9 +220,11 @@ def expand_case(
             spec, shape = specs.check(loc, item, keywords)
             ref = dict(case_ref) | dict(item.ref)
             note = "; ".join(filter(None, (case_note, item.note)))
-            for device in devices:
-                case_id = make_case_id(name, spec, device, run, point)
-                cases.append(make_case(case_id, spec, device, run, shape, ref, note, common))
+            for device, runtime in itertools.product(devices, runtimes or run["runtimes"]):
+                case_id = make_case_id(name, spec, device, runtime, run, point)
+                cases.append(
+                    make_case(case_id, spec, (device, runtime), run, shape, ref, note, common)
+                )
     return cases
 
 
@@ -217,7 +246,7 @@ def case_common(loc: Locator, kp: KeyPath, raw: dict, suite: str) -> dict[str, A
 def make_case(
     case_id: str,
     spec: str,
-    device: str,
+    where: tuple[str, str],
     run: dict,
     shape: tuple[int, int, int],
     ref: dict,
@@ -228,7 +257,8 @@ def make_case(
     return Case(
         case_id=case_id,
         model=spec,
-        device=device,
+        device=where[0],
+        runtime=where[1],
         batch=run["batch"],
         input=parse_input_shape(run["input"]) if run["input"] else shape,
         dtype=str(run["dtype"]),
@@ -243,9 +273,12 @@ def make_case(
     )
 
 
-def make_case_id(name: str, spec: str, device: str, run: dict, point: dict) -> str:
-    """Stable id `case/spec/device/b<batch>` plus any swept run setting (`/threads=1`)."""
+def make_case_id(name: str, spec: str, device: str, runtime: str, run: dict, point: dict) -> str:
+    """Stable id `case/spec/device/b<batch>` plus any swept run setting (`/threads=1`) and the
+    runtime unless eager (`/runtime=openvino`), so eager ids are those of earlier runs."""
     extras = [f"/{k}={point[k]}" for k in RUN_SWEEP_KEYS if k in point and k != "batch"]
+    if runtime != "eager":
+        extras.append(f"/runtime={runtime}")
     return f"{name}/{spec}/{device}/b{run['batch']}" + "".join(extras)
 
 

@@ -1,0 +1,103 @@
+"""The report's runtime section: one network in several runtimes, steady state and cold start.
+
+Per device, batch and thread count: median latency per network and runtime with the speed-up
+over eager PyTorch in the same run (eager median / runtime median), then the cold start
+(`first_ms`, the first inference after loading, and `prepare_s`, export/compile/load) beside the
+steady state, and a grouped bar chart of the speed-ups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import figures
+from bench.report.format import MISSING, fmt_number, fmt_text
+from bench.report.plots import image_link, slug
+from bench.report.tables import markdown_table
+
+SETUP = ["device", "batch", "threads"]
+RUNTIMES_INTRO = """The same network and weights in each runtime, timed by the same engine.
+Speed-up is eager PyTorch's median latency over the runtime's, in the same run; cold start is
+the first inference after the runtime loaded the model (first ms) and the export, compile or
+load before it (prepare s). Every runtime's output matched eager PyTorch's within tolerance
+(parity), else its row is an error listed at the end."""
+
+
+def runtime_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Ok inference rows with a latency, when the runs hold more than one runtime."""
+    if "runtime" not in rows or rows["runtime"].nunique() < 2:
+        return rows.iloc[0:0]
+    ok = rows[(rows["status"] == "ok") & rows["latency_ms_median"].notna()]
+    if "mode" in ok:
+        ok = ok[ok["mode"].fillna("infer") == "infer"]
+    return ok.assign(threads=ok["threads"].fillna(0))
+
+
+def speedups(frame: pd.DataFrame) -> pd.DataFrame:
+    """model x runtime table of eager median / runtime median (models without eager: none)."""
+    medians = frame.pivot_table(
+        index="model", columns="runtime", values="latency_ms_median", aggfunc="first"
+    )
+    if "eager" not in medians:
+        return medians.iloc[:, 0:0]
+    return medians.rdiv(medians["eager"], axis=0)
+
+
+def steady_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per network: each runtime's median ms with its speed-up over eager."""
+    medians = frame.pivot_table(
+        index="model", columns="runtime", values="latency_ms_median", aggfunc="first"
+    )
+    ups = speedups(frame)
+    table = {"model": [fmt_text(m) for m in medians.index]}
+    for runtime in medians.columns:
+        cells = []
+        for model in medians.index:
+            ms = fmt_number(medians.loc[model, runtime])
+            up = ups.loc[model, runtime] if runtime in ups and runtime != "eager" else None
+            cells.append(ms if up is None or pd.isna(up) else f"{ms} ({fmt_number(up)}x)")
+        table[f"{runtime} (ms)"] = cells
+    return pd.DataFrame(table)
+
+
+def cold_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per network and runtime: first inference, prepare time, steady median, parity."""
+    ordered = frame.sort_values(["model", "runtime"])
+    return pd.DataFrame(
+        {
+            "model": ordered["model"].map(fmt_text),
+            "runtime": ordered["runtime"].map(fmt_text),
+            "first (ms)": ordered["first_ms"].map(fmt_number),
+            "prepare (s)": ordered["prepare_s"].map(fmt_number),
+            "steady median (ms)": ordered["latency_ms_median"].map(fmt_number),
+            "parity (max abs diff)": ordered["parity_max_abs"].map(_parity),
+        }
+    )
+
+
+def _parity(value: object) -> str:
+    """A parity difference in short scientific notation ('–' for eager)."""
+    return MISSING if value is None or pd.isna(value) else f"{float(value):.2g}"
+
+
+def runtime_section(rows: pd.DataFrame, fig_dir: Path) -> list[str]:
+    """Steady-state and cold-start tables and a speed-up chart per device, batch and threads."""
+    frame = runtime_rows(rows)
+    if frame.empty:
+        return []
+    lines = ["## Runtimes", "", RUNTIMES_INTRO, ""]
+    for (device, batch, threads), group in frame.groupby(SETUP, sort=True):
+        where = f"{device}, batch {int(batch)}" + (f", {int(threads)} thread(s)" if threads else "")
+        lines += [f"### Runtimes on {where}", "", markdown_table(steady_table(group)), ""]
+        lines += [markdown_table(cold_table(group)), ""]
+        ups = speedups(group).drop(columns="eager", errors="ignore")
+        if not ups.empty:
+            name = f"runtimes_{slug(device)}_b{int(batch)}_t{int(threads)}.png"
+            title = f"Speed-up over eager PyTorch ({where})"
+            image = figures.grouped_bars(
+                ups, fig_dir / name, title, "eager median / runtime median"
+            )
+            lines += [image_link(title, image, fig_dir), ""]
+    return lines
