@@ -5,13 +5,17 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
 
+from netdefs.validate import shown
+
 TORCHVISION_PREFIX = "torchvision:"
 WHOLE_NETWORK_INPUT = (3, 224, 224)
+MAX_SPEC_NUMBER = 2**31 - 1  # no width, size or count of a model comes near it
 
 SpecValue = int | float | bool | str
 
@@ -57,9 +61,23 @@ def model_entry(name: str) -> ModelEntry:
     """The registry entry for `name`; ValueError listing the closest names when unknown."""
     if name in _REGISTRY:
         return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+    close = difflib.get_close_matches(name[:100], list(_REGISTRY), n=5, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else ""
-    raise ValueError(f"unknown model {name!r}{hint} (see `bench list models`)")
+    raise ValueError(f"unknown model {shown(name)}{hint} (see `bench list models`)")
+
+
+def check_value(key: str, value: SpecValue, spec: str) -> SpecValue:
+    """A parsed spec value, unless it is a non-finite or absurdly large number (ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if not math.isfinite(value):
+        raise ValueError(f"invalid {key}={value} in model spec {shown(spec)}: not a finite number")
+    if abs(value) > MAX_SPEC_NUMBER:
+        raise ValueError(
+            f"invalid {key}={shown(value, 30)} in model spec {shown(spec)}: "
+            f"too large (at most {MAX_SPEC_NUMBER})"
+        )
+    return value
 
 
 def parse_value(text: str) -> SpecValue:
@@ -80,7 +98,7 @@ def parse_value(text: str) -> SpecValue:
 def parse_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
     """Split `name:key=value,key=value` into the name and typed keyword values."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"model spec must be a non-empty string, got {spec!r}")
+        raise ValueError(f"model spec must be a non-empty string, got {shown(spec)}")
     prefix = ""
     body = spec.strip()
     if body.startswith(TORCHVISION_PREFIX):
@@ -89,9 +107,14 @@ def parse_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
     kwargs: dict[str, SpecValue] = {}
     for item in filter(None, (part.strip() for part in arg_text.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"bad item {item!r} in model spec {spec!r}: expected key=value")
-        kwargs[key.strip()] = parse_value(value)
+        key = key.strip()
+        if not sep or not key or not value.strip():
+            raise ValueError(
+                f"bad item {shown(item, 40)} in model spec {shown(spec)}: expected key=value"
+            )
+        if key in kwargs:
+            raise ValueError(f"option {shown(key, 40)} is given twice in model spec {shown(spec)}")
+        kwargs[key] = check_value(key, parse_value(value), spec)
     return prefix + name.strip(), kwargs
 
 
@@ -114,7 +137,8 @@ def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict) 
     for key in kwargs:
         if key not in params:
             raise ValueError(
-                f"model {name!r} has no option {key!r}; allowed: {', '.join(allowed) or 'none'}"
+                f"model {name!r} has no option {shown(key, 40)}; "
+                f"allowed: {', '.join(allowed) or 'none'}"
             )
     missing = [
         p.name
@@ -135,9 +159,9 @@ def _torchvision_model(name: str, kwargs: dict[str, SpecValue]) -> nn.Module:
     import torchvision.models as tvm
 
     if name not in tvm.list_models():
-        close = difflib.get_close_matches(name, tvm.list_models(), n=5, cutoff=0.5)
+        close = difflib.get_close_matches(name[:100], tvm.list_models(), n=5, cutoff=0.5)
         hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown torchvision model {name!r}{hint}")
+        raise ValueError(f"unknown torchvision model {shown(name)}{hint}")
     if kwargs.get("weights") not in (None, "none", False):
         raise ValueError("torchvision weights are not downloaded here; load a checkpoint instead")
     kwargs = {k: v for k, v in kwargs.items() if k != "weights"}

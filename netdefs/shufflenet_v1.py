@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from netdefs.layers import channel_shuffle, conv_bn_act, make_divisible
 from netdefs.registry import register_model
-from netdefs.validate import head_options, one_of
+from netdefs.validate import head_options, one_of, positive_number
 
 STAGE2_WIDTH_1X: dict[int, int] = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}
 STEM_WIDTH_1X = 24
@@ -115,8 +115,7 @@ def shufflenet_v1(
 ) -> ShuffleNetV1:
     """The ShuffleNet V1 family at any g in {1,2,3,4,8} and width multiplier s > 0."""
     groups = one_of("groups", groups, STAGE2_WIDTH_1X)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
-        raise ValueError(f"invalid scale={scale!r}; allowed: a positive number such as 0.5")
+    scale = positive_number("scale", scale, example="0.5")
     num_classes, include_top = head_options(num_classes, include_top)
     return ShuffleNetV1(V1Config(groups, float(scale)), num_classes, include_top)
 

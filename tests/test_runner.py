@@ -1,4 +1,5 @@
-"""The runner: rows per case, error and skipped rows, resume after a real SIGKILL, run folders."""
+"""The runner: rows per case, error and skipped rows, resume after a real SIGKILL (whose run
+folder lock is refused while it runs and taken over after it), run folders."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.runs.folder import load_run
+from bench.runs.lock import run_folder_lock
 from bench.runs.runner import Measurement, RunContext, default_run_dir, run_suite
 from bench.runs.schema import RESULTS_FORMAT_VERSION
 from bench.runs.suite import Case
@@ -210,15 +212,19 @@ def test_sigkilled_run_resumes_without_duplicates_or_remeasuring(
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for_rows(out / "results.csv", proc)
+        refused = pytest.raises(BenchError, match=f"being written by pid {proc.pid} ")
+        with refused, run_folder_lock(out):  # what a second writer (e.g. a resume) takes first
+            pass
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     killed = load_run(out)  # every file is whole after the kill
     assert 1 <= len(killed.rows) < N_CASES
-    assert not list(out.glob(".*.tmp"))
     spy = Spy()
-    run(suite_file, None, spy, resume=out)
+    with pytest.warns(UserWarning, match=f"took over the lock of pid {proc.pid} "):
+        run(suite_file, None, spy, resume=out)
+    assert not list(out.glob(".*.tmp"))  # a temp file the kill left is gone too
     rows = load_run(out).rows
     assert len(rows) == N_CASES and rows["case_id"].is_unique
     assert not set(killed.rows["case_id"]) & set(spy.calls)
@@ -236,7 +242,7 @@ def test_finetune_case_runs_train_and_adds_counts(
     calls: list[tuple] = []
 
     def fake_finetune(
-        spec: str, options: TrainOptions, run_dir: Path, device: str, data: str | None
+        spec: str, options: TrainOptions, run_dir: Path, device: str, data: str | None, **_: bool
     ) -> FinetuneOutcome:
         calls.append((spec, options.epochs, run_dir, device, data))
         row = {"best_val_acc": 0.75, "train_seconds": 1.5, "epochs": options.epochs}
@@ -266,7 +272,7 @@ def test_tensorboard_root_gives_each_finetune_case_its_own_log_folder(
     seen: list[str | None] = []
 
     def fake_finetune(
-        spec: str, options: TrainOptions, run_dir: Path, device: str, data: str | None
+        spec: str, options: TrainOptions, run_dir: Path, device: str, data: str | None, **_: bool
     ) -> FinetuneOutcome:
         seen.append(options.tensorboard)
         return FinetuneOutcome(row={"best_val_acc": 50.0}, epochs=[])

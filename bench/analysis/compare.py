@@ -14,11 +14,9 @@ Verdict, with threshold t and the interval [low, high]:
 - `slower`: low > 1 (significantly slower, but not surely by more than t);
 - `faster`: high < 1; `unchanged`: otherwise.
 
-pytest-benchmark JSON files saved without `--benchmark-save-data` carry statistics only; their
-interval is then a normal approximation on log(r) from each side's standard error (median:
-1.2533 * IQR / 1.349 / sqrt(rounds); mean: stddev / sqrt(rounds)). A benchmark's case id is its
-`extra_info["case_id"]` (else its fullname); the one with `extra_info["role"] == "calibration"`
-is the reference workload.
+The two sides (run folders, pytest-benchmark files) are read and checked by
+`bench.analysis.sides`; a side with statistics only gets a normal approximation on log(r) from
+each side's standard error.
 
 Across machines the latencies are divided by each run's calibration (`env.calibration.
 ref_workload_ms`, the same reference network timed on that machine) before the ratio is taken.
@@ -26,19 +24,25 @@ ref_workload_ms`, the same reference network timed on that machine) before the r
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import norm
 
+from bench.analysis.sides import (
+    MACHINE_KEYS,
+    METRICS,
+    CaseData,
+    Metric,
+    Reducer,
+    Side,
+    load_side,
+)
 from bench.core.choices import LatencyStat, Normalize
 from bench.core.errors import BenchError
-from bench.runs.folder import latest_run, load_run
 
 MIN_SAMPLES = 5
 BOOTSTRAP_RESAMPLES = 4000
@@ -48,40 +52,8 @@ DEFAULT_METRIC = LatencyStat.latency_ms_median
 DEFAULT_THRESHOLD = 0.10
 DEFAULT_CONFIDENCE = 0.99
 NORMALIZE_MODES = tuple(mode.value for mode in Normalize)
-MACHINE_KEYS = ("hostname", "cpu_model", "gpu_name")
 REF_DRIFT_LIMIT = 0.10
-CALIBRATION_ROLE = "calibration"
 INSUFFICIENT = "insufficient samples"
-MEDIAN_SE_FACTOR = 1.2533 / 1.349
-
-Reducer = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A latency statistic: how to reduce raw samples (last axis) and its pytest-benchmark key."""
-
-    name: str
-    reduce: Reducer
-    pytest_stat: str | None = None
-
-
-def _percentile(q: float) -> Reducer:
-    """Reducer for the q-th percentile along the last axis (linear interpolation)."""
-    return lambda values: np.percentile(values, q, axis=-1)
-
-
-_REDUCERS: dict[LatencyStat, tuple[Reducer, str | None]] = {
-    LatencyStat.latency_ms_median: (lambda v: np.median(v, axis=-1), "median"),
-    LatencyStat.latency_ms_mean: (lambda v: np.mean(v, axis=-1), "mean"),
-    LatencyStat.latency_ms_p10: (_percentile(10), None),
-    LatencyStat.latency_ms_p90: (_percentile(90), None),
-    LatencyStat.latency_ms_p99: (_percentile(99), None),
-}
-METRICS: dict[str, Metric] = {
-    stat.value: Metric(stat.value, reduce, pytest_stat)
-    for stat, (reduce, pytest_stat) in _REDUCERS.items()
-}
 
 
 @dataclass(frozen=True)
@@ -92,28 +64,6 @@ class Ratio:
     low: float
     high: float
     method: str  # "bootstrap" | "normal-approx" | "none"
-
-
-@dataclass(frozen=True)
-class CaseData:
-    """One case on one side: the metric's value (ms or x ref) and what backs it."""
-
-    value: float
-    samples: np.ndarray | None = None  # raw samples, same unit as value
-    se: float | None = None  # standard error of value when only statistics exist
-    n: int = 0
-
-
-@dataclass(frozen=True)
-class Side:
-    """One side of a comparison (a run folder or a pytest-benchmark JSON file)."""
-
-    path: str
-    kind: str  # "run" | "pytest-benchmark"
-    machine: dict
-    ref_workload_ms: float | None
-    cases: dict[str, CaseData]
-    skipped: dict[str, str] = field(default_factory=dict)  # case_id -> reason
 
 
 @dataclass(frozen=True)
@@ -270,111 +220,6 @@ def check_compare_options(metric: str, confidence: float, normalize: str) -> Met
         choices = ", ".join(NORMALIZE_MODES)
         raise BenchError(f"unknown --normalize {normalize!r}; choose one of {choices}")
     return METRICS[metric]
-
-
-# ---- loading the two sides ----
-
-
-def load_side(path: str | Path, metric: Metric, label: str) -> Side:
-    """Read a run folder (or a suite folder: its latest run) or a pytest-benchmark JSON file."""
-    target = Path(path)
-    if not target.exists():
-        raise BenchError(f"{label} {target} does not exist")
-    if target.is_dir():
-        return load_run_side(latest_run(target), metric)
-    if target.suffix == ".json":
-        return load_pytest_side(target, metric)
-    raise BenchError(f"{label} {target} is neither a run folder nor a pytest-benchmark .json file")
-
-
-def load_run_side(folder: Path, metric: Metric) -> Side:
-    """One side from a run folder (load_run checks results_format_version): ok rows, samples."""
-    run = load_run(folder)
-    cases: dict[str, CaseData] = {}
-    skipped: dict[str, str] = {}
-    for row in run.rows.to_dict("records"):
-        case_id = str(row["case_id"])
-        reason = _row_problem(row, metric)
-        if reason:
-            skipped[case_id] = reason
-        else:
-            cases[case_id] = _run_case(row, run.samples.get(case_id), metric)
-    env = run.env or {}
-    return Side(
-        path=str(folder),
-        kind="run",
-        machine={key: env.get(key) for key in MACHINE_KEYS},
-        ref_workload_ms=(env.get("calibration") or {}).get("ref_workload_ms"),
-        cases=cases,
-        skipped=skipped,
-    )
-
-
-def _row_problem(row: dict, metric: Metric) -> str:
-    """Why a row cannot be compared ('' when it can)."""
-    status = str(row.get("status", "ok"))
-    if status != "ok":
-        error = row.get("error")
-        return f"status {status}" + (f": {error}" if isinstance(error, str) and error else "")
-    value = row.get(metric.name)
-    if value is None or not math.isfinite(float(value)) or float(value) <= 0.0:
-        return f"no positive {metric.name}"
-    return ""
-
-
-def _run_case(row: dict, samples: list[float] | None, metric: Metric) -> CaseData:
-    """CaseData from a row and its raw samples (without samples: the row's value, n = 0)."""
-    if not samples:
-        return CaseData(value=float(row[metric.name]))
-    values = np.asarray(samples, dtype=float)
-    if values.min() <= 0.0:
-        raise BenchError(f"case {row['case_id']}: raw latency samples must be positive")
-    return CaseData(float(metric.reduce(values)), samples=values, n=int(values.size))
-
-
-def load_pytest_side(path: Path, metric: Metric) -> Side:
-    """One side from a pytest-benchmark JSON file (seconds converted to ms)."""
-    doc = _read_json(path)
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise BenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    cases: dict[str, CaseData] = {}
-    skipped: dict[str, str] = {}
-    ref_ms = None
-    for entry in doc["benchmarks"]:
-        stats, extra = entry.get("stats") or {}, entry.get("extra_info") or {}
-        if extra.get("role") == CALIBRATION_ROLE:
-            ref_ms = float(stats["median"]) * 1000.0
-            continue
-        case_id = str(extra.get("case_id") or entry.get("fullname") or entry.get("name"))
-        try:
-            cases[case_id] = _pytest_case(stats, metric)
-        except KeyError as missing:
-            skipped[case_id] = f"no {missing} in its stats"
-    info = doc.get("machine_info") or {}
-    machine = {"hostname": info.get("node"), "cpu_model": (info.get("cpu") or {}).get("brand_raw")}
-    machine["gpu_name"] = None
-    return Side(str(path), "pytest-benchmark", machine, ref_ms, cases, skipped)
-
-
-def _pytest_case(stats: dict, metric: Metric) -> CaseData:
-    """CaseData from one benchmark's stats: raw `data` when saved, else value + standard error."""
-    if stats.get("data"):
-        values = np.asarray(stats["data"], dtype=float) * 1000.0
-        return CaseData(float(metric.reduce(values)), samples=values, n=int(values.size))
-    if metric.pytest_stat is None:
-        raise KeyError(f"raw data (needed for {metric.name}; save with --benchmark-save-data)")
-    rounds = int(stats["rounds"])
-    spread = MEDIAN_SE_FACTOR * stats["iqr"] if metric.pytest_stat == "median" else stats["stddev"]
-    se = 1000.0 * float(spread) / math.sqrt(max(rounds, 1))
-    return CaseData(1000.0 * float(stats[metric.pytest_stat]), se=se, n=rounds)
-
-
-def _read_json(path: Path) -> object:
-    """Parse a JSON file; BenchError naming the file when it is not valid JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BenchError(f"{path} is not readable JSON: {exc}") from None
 
 
 # ---- the comparison ----

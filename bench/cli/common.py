@@ -48,6 +48,11 @@ def print_error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
+def print_warning(message: str) -> None:
+    """One `warning:` line on stderr (as text, never as markup)."""
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
 def print_json(payload: Any) -> None:
     """Print a JSON document to stdout (plain, machine-readable)."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")

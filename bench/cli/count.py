@@ -18,7 +18,7 @@ from bench.cli.common import (
     stdout,
 )
 from bench.core.choices import Dtype
-from bench.report.format import human_bytes, human_count
+from bench.core.values import human_bytes, human_count
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import psutil
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from bench.core.errors import BenchError, first_line
 from bench.core.options import parse_input_shape
+from bench.core.values import human_bytes, human_count
 from netdefs import get_model
 from netdefs.registry import SpecValue
+from netdefs.validate import shown
 
 Shape = tuple[int, ...]
 WEIGHTS_SEED = 0
@@ -21,18 +27,56 @@ def build_model(
 
     Real builds draw their random weights from a fixed seed (the global RNG is left as it was),
     so every runtime and every run of a suite sees the same weights for the same spec, and an
-    exported artefact can be reused.
+    exported artefact can be reused. A real build is preceded by one on the meta device (no
+    memory): a model whose parameters alone would not fit in the memory available is refused
+    before anything is allocated.
     """
     if isinstance(model_or_spec, nn.Module):
         return model_or_spec
+    if not meta:
+        check_parameter_memory(model_or_spec, overrides)
     try:
         with torch.device("meta") if meta else torch.random.fork_rng(devices=[]):
             torch.manual_seed(WEIGHTS_SEED)  # the same spec always gets the same weights
             return get_model(model_or_spec, **overrides)
     except ValueError as exc:  # netdefs' own one-line messages
         raise BenchError(first_line(exc)) from None
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise BenchError(
+            f"out of memory building {shown(model_or_spec)}: {first_line(exc)}"
+        ) from None
     except Exception as exc:  # a builder may raise anything for values it cannot take
-        raise BenchError(f"cannot build {model_or_spec!r}: {first_line(exc)}") from None
+        raise BenchError(f"cannot build {shown(model_or_spec)}: {first_line(exc)}") from None
+
+
+class _SkipMetaInit(TorchFunctionMode):
+    """In-place ops on meta tensors (weight initialisation) return at once: shapes are enough."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        """Skip `tensor.normal_(...)`-style calls on meta tensors; run everything else."""
+        name = getattr(func, "__name__", "")
+        in_place = name.endswith("_") and not name.endswith("__")
+        if in_place and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def check_parameter_memory(spec: str, overrides: dict[str, SpecValue]) -> None:
+    """BenchError when the spec's parameters and buffers exceed the memory available here."""
+    try:
+        with torch.device("meta"), _SkipMetaInit():
+            model = get_model(spec, **overrides)
+    except Exception:  # the real build reports what is wrong with the spec
+        return
+    tensors = [*model.parameters(), *model.buffers()]
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    available = psutil.virtual_memory().available
+    if needed > available:
+        params = human_count(sum(p.numel() for p in model.parameters()))
+        raise BenchError(
+            f"model {shown(spec)} needs {human_bytes(needed)} for its {params} parameters "
+            f"alone, more than the {human_bytes(available)} of memory available here"
+        )
 
 
 def settle_input_shape(model: nn.Module, input_shape: str | Shape | list[int] | None) -> Shape:

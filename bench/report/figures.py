@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.core.io import atomic_write_with  # noqa: E402
+
 DPI = 110
 FIGSIZE = (8.5, 5.8)
 LABEL_FONT = 6.5
@@ -24,11 +26,12 @@ PAPER_COLOR = "tab:orange"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    """Write the figure as PNG and release it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the figure as PNG (atomically) and release it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI, format="png")
-    plt.close(fig)
+    try:
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -16,8 +16,6 @@ from bench.core.values import as_float, is_missing
 MISSING = "–"
 
 SI_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
-COUNT_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
-BYTE_PREFIXES = ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
 
 
 def fmt_number(value: Any, scale: float = 1.0) -> str:
@@ -83,22 +81,6 @@ def fmt_rho(value: Any) -> str:
 def fmt_r2(value: float) -> str:
     """R^2 with three decimals; missing -> '–'."""
     return MISSING if is_missing(value) else f"{value:.3f}"
-
-
-def human_count(value: float) -> str:
-    """A count with an SI prefix (4.09 G)."""
-    for scale, prefix in COUNT_PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}"
-    return f"{value:g}"
-
-
-def human_bytes(value: float) -> str:
-    """A byte count with a binary prefix (97.5 MiB)."""
-    for scale, prefix in BYTE_PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}"
-    return f"{value:g} B"
 
 
 def percent(fraction: float) -> str:

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from bench.core.errors import BenchError
+from bench.core.io import disk_full_error
 from bench.runs.folder import read_json
 from bench.runs.schema import ENV_JSON, RESULTS_CSV, SAMPLES_JSONL, SUITE_YAML
 
@@ -28,7 +29,11 @@ def copy_baseline(run_dir: Path, target: Path) -> None:
     staging.chmod(0o755)  # mkdtemp makes it private; a committed baseline is plain files
     for name in BASELINE_FILES:
         if (run_dir / name).is_file():
-            shutil.copyfile(run_dir / name, staging / name)
+            try:
+                shutil.copyfile(run_dir / name, staging / name)
+            except OSError as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise disk_full_error(target / name, exc) or exc from None
             (staging / name).chmod(0o644)
     if target.exists():
         old = target.with_name(f".{target.name}.old")

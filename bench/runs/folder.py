@@ -3,12 +3,18 @@
 A run folder holds `results.csv` + `results.parquet` (one row per case), `samples.jsonl` (raw
 latency samples per case), `env.json`, `suite.yaml` and, for fine-tunes, `epochs.csv`. Every file
 is written atomically (`bench.core.io`), so a killed run leaves either the old or the new file,
-never a torn one.
+never a torn one. A case's samples (and epochs) are written before its row: a row is the commit of
+its case. What arrives damaged anyway (a results.csv cut mid-line by a copy, an ok row whose raw
+samples are missing) is detected here: a cut last row is left out with one warning, and
+`incomplete_cases` names the rows a resume must measure again.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +23,8 @@ import pandas as pd
 import yaml
 
 from bench.core.errors import BenchError
-from bench.core.io import atomic_write_text, atomic_write_with
+from bench.core.io import atomic_write_text, atomic_write_with, escape_unencodable
+from bench.core.values import as_float
 from bench.runs.schema import (
     DEFAULT_RUNTIME,
     ENV_JSON,
@@ -27,6 +34,7 @@ from bench.runs.schema import (
     RESULTS_FORMAT_VERSION,
     RESULTS_PARQUET,
     SAMPLES_JSONL,
+    STATUSES,
     SUITE_YAML,
     order_columns,
     rows_frame,
@@ -46,12 +54,20 @@ class Run:
 
 
 def write_rows(run_dir: Path, rows: Iterable[dict]) -> pd.DataFrame:
-    """Write all rows so far to results.parquet and results.csv (each atomically)."""
-    frame = rows_frame(rows)
+    """Write all rows so far to results.parquet and then results.csv (each atomically)."""
+    frame = rows_frame(_encodable(rows))
     parquet_ready = _parquet_safe(frame)
     atomic_write_with(run_dir / RESULTS_PARQUET, lambda tmp: parquet_ready.to_parquet(tmp))
     atomic_write_with(run_dir / RESULTS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
     return frame
+
+
+def _encodable(rows: Iterable[dict]) -> list[dict]:
+    """Rows whose text cannot be written as UTF-8 (non-UTF-8 file names) escaped as `\\xNN`."""
+    return [
+        {key: escape_unencodable(v) if isinstance(v, str) else v for key, v in row.items()}
+        for row in rows
+    ]
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +90,7 @@ def write_samples(run_dir: Path, samples: dict[str, list[float]]) -> None:
 
 def write_epochs(run_dir: Path, epochs: list[dict]) -> None:
     """Write the fine-tunes' per-epoch rows to epochs.csv atomically."""
-    frame = pd.DataFrame(epochs)
+    frame = pd.DataFrame(_encodable(epochs))
     atomic_write_with(run_dir / EPOCHS_CSV, lambda tmp: frame.to_csv(tmp, index=False))
 
 
@@ -83,16 +99,65 @@ def read_rows(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / RESULTS_CSV
     if not path.exists():
         return pd.DataFrame(columns=RESULT_COLUMNS)
+    whole = _whole_lines(path, path.read_bytes())
+    if not whole:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
     try:
-        frame = pd.read_csv(path, keep_default_na=True)
+        frame = pd.read_csv(io.BytesIO(whole), keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BenchError(f"{path}: not a readable results table ({exc})") from None
     if "case_id" not in frame.columns:
         raise BenchError(f"{path}: no 'case_id' column; not a bench results table")
-    frame = order_columns(frame)
+    frame = order_columns(_known_statuses(path, frame))
     runtime = frame["runtime"].astype(object)
     frame["runtime"] = runtime.where(runtime.notna(), DEFAULT_RUNTIME)  # runs before runtimes
     return frame
+
+
+def _whole_lines(path: Path, raw: bytes) -> bytes:
+    """The file's whole lines: a last line cut mid-way (no final newline) is left out, said once."""
+    if not raw or raw.endswith(b"\n"):
+        return raw
+    cut = raw.rfind(b"\n") + 1
+    if cut == 0:
+        warnings.warn(f"{path}: holds only a cut header line; read as no rows", stacklevel=3)
+        return b""
+    fields = next(csv.reader([raw[cut:].decode("utf-8", "replace")]), [])
+    case = f" (case {fields[0]!r})" if fields and fields[0] else ""
+    warnings.warn(
+        f"{path}: its last row{case} is torn (cut mid-line) and is ignored; "
+        "`bench run --resume` measures that case again",
+        stacklevel=3,
+    )
+    return raw[:cut]
+
+
+def _known_statuses(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose status is ok, error or skipped; others (damaged) are left out, said once."""
+    if "status" not in frame.columns:
+        return frame
+    bad = ~frame["status"].isin(STATUSES)
+    if bad.any():
+        cases = ", ".join(map(str, frame.loc[bad, "case_id"].head(3)))
+        warnings.warn(
+            f"{path}: {int(bad.sum())} row(s) with no valid status ({cases}) are damaged and "
+            "ignored; `bench run --resume` measures them again",
+            stacklevel=3,
+        )
+    return frame[~bad].reset_index(drop=True)
+
+
+def incomplete_cases(rows: Iterable[dict], samples: dict[str, list[float]]) -> dict[str, str]:
+    """case_id -> why, for ok rows whose stored data is incomplete (raw samples missing, short)."""
+    problems = {}
+    for row in rows:
+        expected = as_float(row.get("n_samples"))
+        if row.get("status") != "ok" or not expected:
+            continue
+        got = len(samples.get(str(row["case_id"]), []))
+        if got != int(expected):
+            problems[str(row["case_id"])] = f"{got} of its {int(expected)} raw samples stored"
+    return problems
 
 
 def read_samples(run_dir: Path) -> dict[str, list[float]]:

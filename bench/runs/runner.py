@@ -1,10 +1,13 @@
 """Run a suite: one row per case, written atomically as each case finishes; resumable, shardable.
 
 `run_suite` expands the suite, picks this shard's cases, skips those a resumed run already
-finished (status ok or skipped; error rows are tried again and replaced), measures each one
-(counts + latency, or a fine-tune), turns any exception into an `error` row and CUDA cases on a
-machine without CUDA into `skipped` rows, and rewrites results.csv/parquet and samples.jsonl
-after every case. The measurement function is injectable so tests can use tiny fakes.
+finished (status ok or skipped with complete data; error rows, torn rows and ok rows whose raw
+samples are missing are measured again and replaced), measures each one (counts + latency, or a
+fine-tune), turns any exception into an `error` row and CUDA cases on a machine without CUDA into
+`skipped` rows, and rewrites samples.jsonl, epochs.csv and then results.csv/parquet after every
+case (the row last: it commits the case). The run folder is locked for the whole run (one writer
+at a time). A full disk stops the run with one line naming the folder; every row finished before
+it stays on disk. The measurement function is injectable so tests can use tiny fakes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,13 +25,14 @@ from typing import Any, Protocol
 import torch
 
 from bench.core.errors import BenchError, one_line
-from bench.core.io import write_json, write_yaml
+from bench.core.io import DiskFullError, remove_temp_files, write_json, write_yaml
 from bench.core.options import parse_dtype
 from bench.measure.counting import count
 from bench.measure.env import collect_env, git_commit
 from bench.measure.timing import measure_latency
 from bench.runs.folder import (
     check_format_version,
+    incomplete_cases,
     latest_run,
     read_epochs,
     read_json,
@@ -36,6 +42,7 @@ from bench.runs.folder import (
     write_rows,
     write_samples,
 )
+from bench.runs.lock import run_folder_lock
 from bench.runs.schema import (
     ENV_JSON,
     FINISHED,
@@ -56,6 +63,7 @@ from bench.runs.suite import (
 from bench.runtimes import describe_runtimes
 from bench.train.loop import finetune
 from bench.train.options import parse_train_options
+from bench.train.state import discard_train_state
 
 RESULTS_DIR = Path("results")
 QUICK_BUDGET_S = 0.3
@@ -142,27 +150,42 @@ def finetune_columns(case: Case, ctx: RunContext) -> tuple[dict[str, Any], list[
     if ctx.tensorboard:  # one log folder per case under the --tensorboard root
         log_dir = Path(ctx.tensorboard) / re.sub(r"[^\w.=-]+", "_", case.case_id)
         options = dataclasses.replace(options, tensorboard=str(log_dir))
-    outcome = finetune(case.model, options, ctx.run_dir, case.device, ctx.data)
+    outcome = finetune(case.model, options, ctx.run_dir, case.device, ctx.data, keep_state=True)
     epochs = [{"case_id": case.case_id, **epoch} for epoch in outcome.epochs]
     return dict(outcome.row), epochs
 
 
 def run_case(case: Case, ctx: RunContext, measure: Measure, env_row: dict) -> Measurement:
-    """Measure one case; CUDA-less cuda cases are skipped, exceptions become error rows."""
+    """Measure one case; CUDA-less cuda cases are skipped, exceptions become error rows.
+
+    A full disk is not one case's failure: DiskFullError goes up to stop the run.
+    """
     base = {**case.base_row(), **env_row}
     if case.device == "cuda" and not torch.cuda.is_available():
         reason = "CUDA is not available on this machine"
         return Measurement({**base, "status": "skipped", "error": reason})
     try:
         measured = measure(case, ctx)
+    except DiskFullError:
+        raise
     except Exception as exc:  # any failure of one case must not stop the run
-        return Measurement({**base, "status": "error", "error": one_line(exc)})
+        return error_measurement(base, exc)
     row = {**base, **{k: v for k, v in measured.row.items() if v is not None}, "status": "ok"}
     return Measurement(row, measured.samples_ms, measured.epochs)
 
 
+def error_measurement(base: dict[str, Any], exc: BaseException) -> Measurement:
+    """The error row of a case that raised `exc` (its one-line message in `error`)."""
+    return Measurement({**base, "status": "error", "error": one_line(exc)})
+
+
 class RunState:
-    """The rows, samples and epochs of one run folder, rewritten atomically after each case."""
+    """The rows, samples and epochs of one run folder, rewritten atomically after each case.
+
+    A case's samples and epochs are written before its row, so a row on disk always has them;
+    a row whose samples are missing anyway (a folder written by an older bench, or damaged)
+    counts as unfinished.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -171,22 +194,32 @@ class RunState:
         self.samples = read_samples(run_dir)
         epochs = read_epochs(run_dir)
         self.epochs = [] if epochs is None else epochs.to_dict("records")
+        self.incomplete = incomplete_cases(self.rows.values(), self.samples)
 
     def finished(self) -> set[str]:
-        """Case ids that need no new measurement."""
-        return {cid for cid, row in self.rows.items() if row.get("status") in FINISHED}
+        """Case ids that need no new measurement (ok or skipped, with all their data)."""
+        return {
+            cid
+            for cid, row in self.rows.items()
+            if row.get("status") in FINISHED and cid not in self.incomplete
+        }
 
     def record(self, case: Case, measured: Measurement) -> None:
-        """Add (or replace) one case's row, samples and epochs and rewrite the files."""
-        self.rows[case.case_id] = measured.row
-        write_rows(self.run_dir, self.rows.values())
-        if measured.samples_ms is not None:
-            self.samples[case.case_id] = measured.samples_ms
+        """Add (or replace) one case's samples, epochs and then its row, rewriting the files."""
+        cid = case.case_id
+        if measured.samples_ms is not None or cid in self.samples:
+            if measured.samples_ms is None:
+                del self.samples[cid]  # left by an earlier attempt of a case now failed
+            else:
+                self.samples[cid] = measured.samples_ms
             write_samples(self.run_dir, self.samples)
         if measured.epochs:
-            self.epochs = [e for e in self.epochs if e.get("case_id") != case.case_id]
+            self.epochs = [e for e in self.epochs if e.get("case_id") != cid]
             self.epochs += measured.epochs
             write_epochs(self.run_dir, self.epochs)
+        self.rows[cid] = measured.row
+        write_rows(self.run_dir, self.rows.values())
+        self.incomplete.pop(cid, None)
 
 
 def default_run_dir(suite: str, shard: tuple[int, int] | None, root: Path = RESULTS_DIR) -> Path:
@@ -224,10 +257,9 @@ def resume_dir(suite: Suite, resume: str | Path) -> Path:
 def start_run(
     run_dir: Path, suite: Suite, cases: list[Case], calibrate: bool, meta: dict[str, Any]
 ) -> dict:
-    """Create the run folder with env.json (calibrated) and suite.yaml; return the env."""
+    """Fill the (locked) run folder with env.json (calibrated) and suite.yaml; return the env."""
     if (run_dir / ENV_JSON).exists():
         raise BenchError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
     wants_cuda = any(c.device == "cuda" for c in cases) and torch.cuda.is_available()
     env = collect_env(calibrate=calibrate, device="cuda" if wants_cuda else "cpu")
     env["runtimes"] = describe_runtimes([c.runtime for c in cases])
@@ -266,13 +298,31 @@ def run_suite(
     cases = select_cases(suite.cases, filter, shard_kn)
     if resume is not None:
         run_dir = resume_dir(suite, resume)
-        env = note_resume(run_dir)
     else:
         run_dir = Path(out) if out else default_run_dir(suite.name, shard_kn)
-        env = start_run(run_dir, suite, cases, calibrate, run_meta(suite, shard_kn, filter, quick))
-    ctx = RunContext(run_dir, quick, data, tensorboard)
-    measure_pending(cases, ctx, env, measure or measure_case, observer)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder_lock(run_dir), full_disk_stops_the_run(run_dir, suite):
+        remove_temp_files(run_dir)  # left by a writer killed mid-write
+        if resume is not None:
+            env = note_resume(run_dir)
+        else:
+            meta = run_meta(suite, shard_kn, filter, quick)
+            env = start_run(run_dir, suite, cases, calibrate, meta)
+        ctx = RunContext(run_dir, quick, data, tensorboard)
+        measure_pending(cases, ctx, env, measure or measure_case, observer)
     return run_dir
+
+
+@contextmanager
+def full_disk_stops_the_run(run_dir: Path, suite: Suite) -> Iterator[None]:
+    """A DiskFullError inside becomes one line naming the run folder and how to go on."""
+    try:
+        yield
+    except DiskFullError as exc:
+        raise BenchError(
+            f"{exc}: the run stopped; every case finished before it is kept in {run_dir}; "
+            f"free some space, then continue with `bench run {suite.path} --resume {run_dir}`"
+        ) from None
 
 
 def measure_pending(
@@ -284,12 +334,27 @@ def measure_pending(
 ) -> None:
     """Measure the cases the run folder does not hold yet, recording each row as it finishes."""
     state = RunState(ctx.run_dir)
-    pending = [c for c in cases if c.case_id not in state.finished()]
+    again = [c.case_id for c in cases if c.case_id in state.incomplete]
+    if again:
+        warnings.warn(
+            f"{ctx.run_dir}: {len(again)} ok row(s) have incomplete data "
+            f"(e.g. {again[0]}: {state.incomplete[again[0]]}); they are measured again",
+            stacklevel=2,
+        )
+    finished = state.finished()
+    pending = [c for c in cases if c.case_id not in finished]
     if observer is not None:
         observer.started(ctx.run_dir, len(pending), len(cases))
     for case in pending:
-        measured = run_case(case, ctx, measure, env_row(env))
+        base = env_row(env)
+        try:
+            measured = run_case(case, ctx, measure, base)
+        except DiskFullError as exc:  # keep the case's error row if a row still fits
+            state.record(case, error_measurement({**case.base_row(), **base}, exc))
+            raise
         state.record(case, measured)
+        if case.kind == "finetune" and measured.row.get("status") == "ok":
+            discard_train_state(ctx.run_dir, case.model)  # its row is on disk now
         if observer is not None:
             observer.case_done(case, measured.row)
 

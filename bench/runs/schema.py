@@ -23,6 +23,7 @@ SAMPLES_JSONL = "samples.jsonl"
 ENV_JSON = "env.json"
 SUITE_YAML = "suite.yaml"
 EPOCHS_CSV = "epochs.csv"
+RUN_LOCK = ".lock"  # the advisory write lock of a run folder (holder's pid, host, start)
 STATUSES = ("ok", "error", "skipped")
 
 ID_COLUMNS = [

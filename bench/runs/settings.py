@@ -129,15 +129,23 @@ def check_devices(loc: Locator, kp: KeyPath, value: Any) -> list[str]:
     return devices
 
 
-def sweep_points(loc: Locator, kp: KeyPath, value: Any) -> list[dict[str, Any]]:
-    """The product of the sweep's lists, as one dict per point ([{}] without a sweep)."""
+def sweep_size(loc: Locator, kp: KeyPath, value: Any) -> int:
+    """How many points the sweep's product has (1 without a sweep), after checking its lists."""
     if value is None:
-        return [{}]
+        return 1
     sweep = check_keys(loc, kp, value, tuple(value) if isinstance(value, dict) else ())
     for key, values in sweep.items():
         check_sweep_values(loc, (*kp, str(key)), str(key), values)
-    keys = [str(k) for k in sweep]
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*sweep.values())]
+    return math.prod(len(values) for values in sweep.values())
+
+
+def sweep_points(loc: Locator, kp: KeyPath, value: Any) -> list[dict[str, Any]]:
+    """The product of the sweep's lists, as one dict per point ([{}] without a sweep)."""
+    sweep_size(loc, kp, value)
+    if value is None:
+        return [{}]
+    keys = [str(k) for k in value]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*value.values())]
 
 
 def check_sweep_values(loc: Locator, kp: KeyPath, key: str, values: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.core.choices import DEVICES
 from bench.core.errors import BenchError
+from bench.core.limits import MAX_SUITE_CASES
 from bench.core.models import build_model
 from bench.core.options import format_input_shape, parse_input_shape
 from bench.core.paths import SUITES_DIR
@@ -29,6 +30,7 @@ from bench.runs.settings import (
     check_ref,
     check_setting,
     sweep_points,
+    sweep_size,
 )
 from bench.runs.yamlfile import (
     KeyPath,
@@ -40,6 +42,7 @@ from bench.runs.yamlfile import (
 )
 from bench.train.options import parse_train_options
 from netdefs import format_spec, list_models, parse_spec
+from netdefs.validate import shown
 
 KINDS = ("measure", "finetune")
 TOP_KEYS = ("name", "description", "defaults", "cases")
@@ -144,8 +147,10 @@ def load_suite(
         raise loc.error(("cases",), f"expected a non-empty list of cases, got {raw_cases!r}")
     builder = SpecChecker()
     cases: list[Case] = []
+    cap = int(MAX_SUITE_CASES.value())
     for index, raw in enumerate(raw_cases):
-        cases += expand_case(loc, ("cases", index), raw, name, defaults, builder, override)
+        kp = ("cases", index)
+        cases += expand_case(loc, kp, raw, name, defaults, builder, cap - len(cases), override)
     check_unique(loc, cases)
     return Suite(name, description, path, defaults, tuple(cases))
 
@@ -199,9 +204,10 @@ def expand_case(
     suite: str,
     defaults: dict,
     specs: SpecChecker,
+    room: int,
     runtimes: list[str] | None = None,
 ) -> list[Case]:
-    """One case mapping -> one Case per model x sweep point x device x runtime."""
+    """One case mapping -> one Case per model x sweep point x device x runtime (at most `room`)."""
     check_keys(loc, kp, raw, CASE_KEYS)
     common = case_common(loc, kp, raw, suite)
     name = common["case"]
@@ -212,20 +218,37 @@ def expand_case(
     case_ref = check_ref(loc, (*kp, "ref"), raw.get("ref"))
     case_note = check_text(loc, (*kp, "note"), raw.get("note"))
     devices = check_devices(loc, (*kp, "devices"), raw.get("devices", [defaults["device"]]))
+    items = check_models(loc, (*kp, "models"), raw.get("models"))
+    runtimes = runtimes or settings["runtimes"]
+    planned = len(items) * sweep_size(loc, (*kp, "sweep"), raw.get("sweep")) * len(devices)
+    planned *= len(runtimes)
+    if planned > room:
+        where = (*kp, "sweep" if "sweep" in raw else "models")
+        raise loc.error(where, too_many_cases(planned, room))
     cases = []
-    for item in check_models(loc, (*kp, "models"), raw.get("models")):
+    for item in items:
         for point in sweep_points(loc, (*kp, "sweep"), raw.get("sweep")):
             run = {**settings, **{k: v for k, v in point.items() if k in RUN_SWEEP_KEYS}}
             keywords = {k: v for k, v in point.items() if k not in RUN_SWEEP_KEYS}
             spec, shape = specs.check(loc, item, keywords)
             ref = dict(case_ref) | dict(item.ref)
             note = "; ".join(filter(None, (case_note, item.note)))
-            for device, runtime in itertools.product(devices, runtimes or run["runtimes"]):
+            for device, runtime in itertools.product(devices, runtimes):
                 case_id = make_case_id(name, spec, device, runtime, run, point)
                 cases.append(
                     make_case(case_id, spec, (device, runtime), run, shape, ref, note, common)
                 )
     return cases
+
+
+def too_many_cases(planned: int, room: int) -> str:
+    """Why a case is refused: it would take the suite past MAX_SUITE_CASES."""
+    cap = int(MAX_SUITE_CASES.value())
+    return (
+        f"expands to {planned:,} cases (models x sweep points x devices x runtimes), more than the "
+        f"{room:,} left of the cap of {cap:,} cases per suite; narrow the sweep, or raise "
+        f"the cap with {MAX_SUITE_CASES.variable}=<cases>"
+    )
 
 
 def case_common(loc: Locator, kp: KeyPath, raw: dict, suite: str) -> dict[str, Any]:
@@ -345,7 +368,7 @@ class SpecChecker:
             try:
                 model = build_model(spec, meta=True)
             except BenchError as exc:
-                raise loc.error(item.key_path, f"model {spec!r}: {exc}") from None
+                raise loc.error(item.key_path, f"model {shown(spec)}: {exc}") from None
             shape = tuple(int(d) for d in model.input_shape)
             self.built[spec] = (getattr(model, "spec", spec), shape)  # type: ignore[assignment]
         return self.built[spec]

@@ -1,7 +1,14 @@
-"""Suite files as YAML: parsed with safe_load, every key path mapped to its line for errors."""
+"""Suite files as YAML: parsed with safe_load, every key path mapped to its line for errors.
+
+A suite file is bounded before anything is built from it: at most MAX_SUITE_BYTES of UTF-8 text,
+and a node tree that, with every alias expanded, has at most MAX_YAML_NODES nodes and
+MAX_YAML_DEPTH levels (an alias bomb of a few lines expands to millions); recursive aliases and
+nesting too deep to parse are refused too. Each refusal is one line naming the file.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +17,11 @@ import yaml
 from bench.core.errors import BenchError
 
 KeyPath = tuple[str | int, ...]
+MAX_SUITE_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+_QUOTED_OR_COMMENT = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"|(?:^|(?<=\s))#[^\n]*", re.M)
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 class Locator:
@@ -81,15 +93,96 @@ def check_text(loc: Locator, key_path: KeyPath, value: Any, required: bool = Fal
 
 def read_yaml(path: Path) -> tuple[Any, Locator]:
     """Parse a suite file with yaml.safe_load and map its key paths to lines."""
-    if not path.is_file():
-        raise BenchError(f"suite file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
+    text = read_suite_text(path)
+    if flow_depth(text) > MAX_YAML_DEPTH:  # PyYAML's scanner is quadratic in this depth
+        raise BenchError(f"{path}: nested more than {MAX_YAML_DEPTH} levels deep; refused")
     try:
-        data = yaml.safe_load(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        check_node_tree(path, root)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise BenchError(f"{path}{line}: not valid YAML ({problem})") from None
+    except RecursionError:
+        raise BenchError(f"{path}: nested too deeply to parse; refused") from None
     return data, Locator(path, root)
+
+
+def read_suite_text(path: Path) -> str:
+    """The file's text: BenchError unless it is a UTF-8 text file of at most MAX_SUITE_BYTES."""
+    if not path.is_file():
+        raise BenchError(f"suite file {str(path)!r} does not exist")
+    size = path.stat().st_size
+    if size > MAX_SUITE_BYTES:
+        raise BenchError(
+            f"{path}: {size} bytes; a suite file may hold at most {MAX_SUITE_BYTES} bytes"
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchError(
+            f"{path}: not a text file (byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            "is not UTF-8)"
+        ) from None
+    if "\x00" in text:
+        raise BenchError(f"{path}: not a text file (a NUL byte at offset {text.index(chr(0))})")
+    return text
+
+
+def flow_depth(text: str) -> int:
+    """The deepest nesting of `[` and `{` outside quoted strings and comments (about)."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_QUOTED_OR_COMMENT.sub("", text)):
+        depth = depth + 1 if match.group() in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    """A node's direct children (mapping keys and values, sequence items)."""
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_node_tree(path: Path, root: yaml.Node | None) -> None:
+    """BenchError when the tree, aliases expanded, is too big, too deep or recursive.
+
+    Each distinct node is visited once (sizes of shared subtrees are remembered), so the check
+    itself takes time in the file's size, not in what its aliases expand to.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, depth)
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = [sizes[id(kid)] for kid in _children(node)]
+            size, depth = 1 + sum(k[0] for k in kids), 1 + max((k[1] for k in kids), default=0)
+            sizes[key] = (size, depth)
+            active.discard(key)
+            _check_bounds(path, node, size, depth)
+        elif key in active:
+            raise BenchError(f"{path}:{node.start_mark.line + 1}: a recursive alias; refused")
+        elif key not in sizes:
+            active.add(key)
+            stack.append((node, True))
+            stack.extend((kid, False) for kid in _children(node))
+
+
+def _check_bounds(path: Path, node: yaml.Node, size: int, depth: int) -> None:
+    """Refuse a node whose expanded subtree passes MAX_YAML_NODES or MAX_YAML_DEPTH."""
+    where = f"{path}:{node.start_mark.line + 1}"
+    if size > MAX_YAML_NODES:
+        raise BenchError(
+            f"{where}: expands to more than {MAX_YAML_NODES} YAML nodes (aliases of aliases?); "
+            "refused"
+        )
+    if depth > MAX_YAML_DEPTH:
+        raise BenchError(f"{where}: nested more than {MAX_YAML_DEPTH} levels deep; refused")

@@ -6,25 +6,30 @@ import hashlib
 import math
 import os
 import shutil
-import tarfile
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from bench.core.errors import BenchError
+from bench.core.io import escape_unencodable
+from bench.core.values import human_count
+from bench.train.archive import safe_extract
 from bench.train.options import TrainOptions
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 ARCHIVE_SUFFIXES = (".tar", ".tgz", ".tar.gz")
+BOMB = "bomb"
 
 
 @dataclass(frozen=True)
@@ -40,29 +45,6 @@ class ImageSet:
 def is_archive(path: Path) -> bool:
     """True when the path names a .tar / .tgz / .tar.gz file."""
     return path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Unpack a tar archive into dest, refusing absolute paths, `..` members and links."""
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive) as tar:
-            members = tar.getmembers()
-            for member in members:
-                _check_member(archive, member)
-            tar.extractall(dest, members=members, filter="data")
-    except tarfile.TarError as exc:
-        raise BenchError(f"{archive}: not a readable tar archive ({exc})") from None
-    return dest
-
-
-def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
-    """Raise BenchError for an archive member that would escape the destination."""
-    name = member.name
-    if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in Path(name).parts[0]:
-        raise BenchError(f"{archive}: unsafe member {name!r} (absolute path or '..'); refused")
-    if member.issym() or member.islnk():
-        raise BenchError(f"{archive}: link member {name!r} refused")
 
 
 def cache_root() -> Path:
@@ -82,6 +64,7 @@ def resolve_data_root(data: str | Path, cache: Path | None = None) -> Path:
         key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
         dest = (cache or cache_root()) / f"{path.name.split('.')[0]}-{key.hexdigest()[:12]}"
         if not (dest / ".complete").exists():
+            shutil.rmtree(dest, ignore_errors=True)  # what a killed extraction left
             safe_extract(path, dest)
             (dest / ".complete").write_text("ok\n")
         path = dest
@@ -111,8 +94,10 @@ def is_presplit(root: Path) -> bool:
 
 def scan_classes(root: Path) -> dict[str, list[Path]]:
     """Map class name -> sorted file list; stops on fewer than two classes or an empty class."""
-    classes = {
-        p.name: sorted(f for f in p.rglob("*") if f.is_file()) for p in _visible(root) if p.is_dir()
+    classes = {  # a folder name that is not UTF-8 is kept with its odd bytes escaped
+        escape_unencodable(p.name): sorted(f for f in p.rglob("*") if f.is_file())
+        for p in _visible(root)
+        if p.is_dir()
     }
     if len(classes) < 2:
         found = ", ".join(classes) or "none"
@@ -126,15 +111,38 @@ def scan_classes(root: Path) -> dict[str, list[Path]]:
 
 
 def load_image(path: Path, size: int) -> torch.Tensor | None:
-    """Decode one file to a uint8 3 x size x size tensor (short side resized, centre square)."""
+    """Decode one file to a uint8 3 x size x size tensor (short side resized, centre square).
+
+    None when the file is not a readable image; decompression bombs (more pixels than PIL's
+    `Image.MAX_IMAGE_PIXELS`, 89.5 M by default) count as unreadable, without PIL's warning.
+    """
+    with bombs_refused():
+        return decode_image(path, size)[0]
+
+
+@contextmanager
+def bombs_refused() -> Iterator[None]:
+    """Inside: PIL's decompression-bomb warning is an error (which `decode_image` catches).
+
+    Set on the calling thread, it holds for the decoding threads it waits for as well.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def decode_image(path: Path, size: int) -> tuple[torch.Tensor | None, str]:
+    """(image, "") or (None, why): `bomb` or `unreadable`. Use inside `bombs_refused()`."""
     try:
         with Image.open(path) as img:
             img = _to_rgb(img)
             img = _square(img, size)
             data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-    return data.view(size, size, 3).permute(2, 0, 1).contiguous()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, BOMB
+    except Exception:  # UnidentifiedImageError, OSError, ...: a bad file can raise anything
+        return None, "unreadable"
+    return data.view(size, size, 3).permute(2, 0, 1).contiguous(), ""
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -161,12 +169,15 @@ def decode_folder(classes: dict[str, list[Path]], size: int, workers: int = 2) -
     """Decode every file once into memory; unreadable files are skipped with one warning."""
     names = tuple(classes)
     items = [(path, label) for label, name in enumerate(names) for path in classes[name]]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        decoded = list(pool.map(lambda item: load_image(item[0], size), items))
-    keep = [(img, label) for img, (_, label) in zip(decoded, items, strict=True) if img is not None]
+    with bombs_refused(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        decoded = list(pool.map(lambda item: decode_image(item[0], size), items))
+    keep = [
+        (img, label) for (img, _), (_, label) in zip(decoded, items, strict=True) if img is not None
+    ]
     skipped = len(items) - len(keep)
     if skipped:
-        warnings.warn(f"skipped {skipped} unreadable or non-image file(s)", stacklevel=2)
+        bombs = sum(why == BOMB for _, why in decoded)
+        warnings.warn(_skipped_message(skipped, bombs), stacklevel=2)
     counts = torch.bincount(
         torch.tensor([label for _, label in keep], dtype=torch.long), minlength=len(names)
     )
@@ -176,6 +187,15 @@ def decode_folder(classes: dict[str, list[Path]], size: int, workers: int = 2) -
     images = torch.stack([img for img, _ in keep])
     labels = torch.tensor([label for _, label in keep], dtype=torch.long)
     return ImageSet(images, labels, names, skipped)
+
+
+def _skipped_message(skipped: int, bombs: int) -> str:
+    """The one warning about the files decode_folder skipped."""
+    text = f"skipped {skipped} unreadable or non-image file(s)"
+    if bombs:
+        limit = human_count(Image.MAX_IMAGE_PIXELS or 0)
+        text += f", {bombs} of them over the decompression-bomb limit of {limit} pixels"
+    return text
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[list, list]:

@@ -21,6 +21,8 @@ from bench.core.options import fixed_threads, resolve_device
 from bench.train import data as imgdata
 from bench.train.checkpoints import (
     autocast_for,
+    checkpoint_paths,
+    classifier_of,
     load_matching_weights,
     predict_probs,
     save_checkpoint,
@@ -37,6 +39,13 @@ from bench.train.distributed import (
     world_size,
 )
 from bench.train.options import TrainOptions, eval_resize, size_at
+from bench.train.state import (
+    load_train_state,
+    restore_rng_states,
+    save_train_state,
+    train_state_path,
+    training_fingerprint,
+)
 
 log = logging.getLogger("bench.train")
 
@@ -80,14 +89,6 @@ def build_optimizer(model: nn.Module, options: TrainOptions) -> torch.optim.Opti
         return torch.optim.SGD(groups, lr=options.lr, momentum=0.9, nesterov=True)
     cls = torch.optim.AdamW if options.optimizer == "adamw" else torch.optim.Adam
     return cls(groups, lr=options.lr)
-
-
-def classifier_of(model: nn.Module) -> nn.Linear:
-    """The network's last nn.Linear layer (the classifier head)."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise BenchError(f"{type(model).__name__} has no nn.Linear classifier to fine-tune")
-    return linears[-1]
 
 
 def freeze_backbone(model: nn.Module) -> None:
@@ -224,19 +225,28 @@ def evaluate(loop: Loop) -> tuple[int, int]:
 
 
 def finetune(
-    spec: str, options: TrainOptions, run_dir: Path, device: str = "cpu", data: str | None = None
+    spec: str,
+    options: TrainOptions,
+    run_dir: Path,
+    device: str = "cpu",
+    data: str | None = None,
+    keep_state: bool = False,
 ) -> FinetuneOutcome:
-    """Train spec on an image folder; keep the best validation checkpoint in run_dir."""
+    """Train spec on an image folder; keep the best validation checkpoint in run_dir.
+
+    A fine-tune killed mid-training continues from its last-epoch state in run_dir. The state is
+    deleted when training ends, unless `keep_state` (the runner deletes it once the row is saved).
+    """
     source = data or options.data
     if not source:
         raise BenchError("train.data: no data given (set train.data or pass --data)")
     device = resolve_device(device or options.device)
     with fixed_threads(options.threads):
-        return _finetune(spec, options, Path(run_dir), device, str(source))
+        return _finetune(spec, options, Path(run_dir), device, str(source), keep_state)
 
 
 def _finetune(
-    spec: str, options: TrainOptions, run_dir: Path, device: str, source: str
+    spec: str, options: TrainOptions, run_dir: Path, device: str, source: str, keep_state: bool
 ) -> FinetuneOutcome:
     """The body of finetune once device, threads and data source are settled."""
     distributed = init_distributed(device)
@@ -245,11 +255,15 @@ def _finetune(
     model, weights_report = build_finetune_model(spec, len(prepared.classes), options)
     loop = _make_loop(model, options, prepared, device, distributed)
     writer = _tensorboard(options.tensorboard)
-    slug = spec.replace(":", "_").replace("=", "-").replace(",", "_")
-    paths = (run_dir / f"{slug}.pt", run_dir / f"{slug}.class_indices.json")
-    epochs, train_seconds = _run_epochs(loop, spec, paths, writer)
+    paths = checkpoint_paths(run_dir, spec)
+    sizes = (len(prepared.train_labels), len(prepared.val_labels), world_size())
+    fingerprint = training_fingerprint(spec, options, prepared.classes, sizes)
+    resume = Resume(train_state_path(run_dir, spec), fingerprint)
+    epochs, train_seconds = _run_epochs(loop, spec, paths, writer, resume)
     if writer is not None:
         writer.close()
+    if not keep_state and is_main_process():
+        resume.path.unlink(missing_ok=True)
     row = _summary_row(loop, epochs, train_seconds, paths, weights_report)
     return FinetuneOutcome(row=row, epochs=epochs)
 
@@ -285,15 +299,61 @@ def _make_loop(
     )
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a fine-tune keeps its last-epoch state, and what that state must match."""
+
+    path: Path
+    fingerprint: dict[str, Any]
+
+
+def _resume(loop: Loop, resume: Resume) -> tuple[list[dict], float, float, bool]:
+    """Restore a saved state into the loop: (epochs, best val_top1, seconds, finished)."""
+    state = load_train_state(resume.path, resume.fingerprint)
+    if state is None:
+        return [], -1.0, 0.0, False
+    loop.model.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scaler.load_state_dict(state["scaler"])
+    loop.step = int(state["step"])
+    restore_rng_states(state["rng"])
+    log.info("resuming from %s after epoch %d", resume.path, len(state["epochs"]))
+    return list(state["epochs"]), float(state["best"]), float(state["seconds"]), state["finished"]
+
+
+def _save_state(
+    loop: Loop, resume: Resume, epochs: list[dict], best: float, finished: bool
+) -> None:
+    """Write the last-epoch training state (rank 0 only)."""
+    if not is_main_process():
+        return
+    state = {
+        "model": {k: v.detach().cpu() for k, v in loop.model.state_dict().items()},
+        "optimizer": loop.optimizer.state_dict(),
+        "scaler": loop.scaler.state_dict(),
+        "step": loop.step,
+        "epochs": epochs,
+        "best": best,
+        "seconds": time.perf_counter() - loop.started,
+        "finished": finished,
+        "fingerprint": resume.fingerprint,
+    }
+    save_train_state(resume.path, state)
+
+
 def _run_epochs(
-    loop: Loop, spec: str, paths: tuple[Path, Path], writer: Any
+    loop: Loop, spec: str, paths: tuple[Path, Path], writer: Any, resume: Resume
 ) -> tuple[list[dict], float]:
-    """Train epoch by epoch until done or the time budget is spent; save the best epoch."""
+    """Train epoch by epoch until done or the time budget is spent; save the best epoch.
+
+    After every epoch the training state is saved, and a saved state is continued from: a
+    killed fine-tune loses at most the epoch it was in, and the best checkpoint is only ever
+    replaced by a better epoch.
+    """
     opts = loop.options
-    epochs: list[dict] = []
-    best = -1.0
-    started = loop.started = time.perf_counter()
-    for epoch in range(opts.epochs):
+    epochs, best, seconds, finished = _resume(loop, resume)
+    started = loop.started = time.perf_counter() - seconds
+    for epoch in range(len(epochs), 0 if finished else opts.epochs):
         record = _one_epoch(loop, epoch)
         record["elapsed_s"] = round(time.perf_counter() - started, 3)
         epochs.append(record)
@@ -303,9 +363,11 @@ def _run_epochs(
                 save_checkpoint(paths, loop.model, loop.data.classes, loop.options, spec, record)
         _log_epoch(writer, record)
         log.info("%s epoch %d: %s", spec, epoch + 1, record)
-        if opts.time_budget_s and stop_for_budget(
+        stop = bool(opts.time_budget_s) and stop_for_budget(
             record["elapsed_s"], opts.time_budget_s, loop.distributed
-        ):
+        )
+        _save_state(loop, resume, epochs, best, stop or epoch + 1 == opts.epochs)
+        if stop:
             break
     return epochs, time.perf_counter() - started
 
