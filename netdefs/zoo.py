@@ -195,3 +195,12 @@ def torchvision_info(name: str) -> ZooInfo:
     shape = native_torchvision_shape(weights, published_keywords(name, weights.meta))
     params = weights.meta.get("num_params")
     return ZooInfo(TORCHVISION_PREFIX + name, torchvision_family(name), shape, params)
+
+
+def timm_input_shape(name: str) -> tuple[int, ...] | None:
+    """The input size of a timm model's default pretrained config (nothing is built)."""
+    import timm.models
+
+    config = timm.models.get_pretrained_cfg(name)
+    size = getattr(config, "input_size", None)
+    return tuple(int(d) for d in size) if size else None
