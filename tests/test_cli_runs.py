@@ -53,7 +53,7 @@ def test_list_models_blocks_and_suites() -> None:
     models = invoke("list", "models", "--names")
     names = models.stdout.split()
     assert models.exit_code == 0 and "resnet50" in names and "g1" not in names
-    blocks = invoke("list", "blocks")
+    blocks = invoke("list", "blocks", "--names")
     assert blocks.stdout.split() == ["g1", "g2", "g3", "g4"]
     suites = invoke("list", "suites")
     for name in ("guidelines", "architectures", "smoke"):
