@@ -164,7 +164,8 @@ ZERO_MULT_ADD_OPS = frozenset(
         *(aten.gelu_, aten.elu_, aten.erf, aten.reciprocal, aten.square, aten.sign),
         *(aten.exp_, aten.sqrt_, aten.tanh_, aten.floor, aten.ceil, aten.round, aten.var_mean),
         *(aten.std, aten.var, aten.max, aten.min, aten.argmax, aten.topk, aten.sort),
-        *(aten.prod, aten.norm, aten.native_dropout, aten.bernoulli_),
+        *(aten.prod, aten.norm, aten.native_dropout, aten.bernoulli_, aten.cumsum),
+        *(aten.sin, aten.cos, aten.bitwise_not, aten.bitwise_and, aten.bitwise_or),
     }
 )
 
