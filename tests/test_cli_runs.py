@@ -50,15 +50,15 @@ def assert_one_line_error(result: Result, *parts: str) -> None:
 
 
 def test_list_models_blocks_and_suites() -> None:
-    models = invoke("list", "models")
+    models = invoke("list", "models", "--names")
     names = models.stdout.split()
     assert models.exit_code == 0 and "resnet50" in names and "g1" not in names
-    blocks = invoke("list", "blocks")
+    blocks = invoke("list", "blocks", "--names")
     assert blocks.stdout.split() == ["g1", "g2", "g3", "g4"]
     suites = invoke("list", "suites")
     for name in ("guidelines", "architectures", "smoke"):
         assert name in suites.stdout
-    filtered = invoke("list", "models", "--pattern", "shufflenet_v2_*")
+    filtered = invoke("list", "models", "--pattern", "shufflenet_v2_*", "--names")
     assert len(filtered.stdout.split()) == 4
 
 

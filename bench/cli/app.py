@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 
 from bench.cli import count, gate, report, runs, timing, training
 from bench.cli.common import print_error, print_warning
+from bench.cli.imports import IMPORT_FLAG, IMPORT_HELP, take_imports
 from bench.core.errors import BenchError, clipped, first_line, one_line, unpickling_detail
 from bench.core.io import no_space_reason
 
@@ -127,12 +128,15 @@ def _fail(exc: Exception) -> None:
 class BenchGroup(TyperGroup):
     """The app's command group: every error a user can cause ends as one line, never a traceback."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
         """Run the command; bad input prints one `error:` line and exits with code 2."""
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             try:
-                code = super().main(*args, standalone_mode=False, **kwargs)
+                args = take_imports(sys.argv[1:] if args is None else list(args))
+                code = super().main(args, *rest, standalone_mode=False, **kwargs)
             except click_errors.NoArgsIsHelpError as exc:  # the help text is already printed
                 sys.exit(exc.exit_code)
             except click_errors.ClickException as exc:
@@ -161,6 +165,9 @@ def global_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="On an error, print its traceback before the line.")
     ] = False,
+    imports: Annotated[  # taken out of the arguments by BenchGroup.main (shown here for --help)
+        list[str] | None, typer.Option(IMPORT_FLAG, help=IMPORT_HELP, metavar="MODULE")
+    ] = None,
 ) -> None:
     """Options for every command (given before it: `bench --debug run ...`)."""
     if debug:

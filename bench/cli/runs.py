@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.cli.listing import ModelSource
 from bench.core.choices import RuntimeName
 from bench.core.values import is_missing
 
@@ -228,15 +229,30 @@ def list_command(
     pattern: Annotated[
         str | None, typer.Option("--pattern", help="Shell wildcard on model names.")
     ] = None,
+    source: Annotated[
+        ModelSource, typer.Option("--source", help="Where models come from.")
+    ] = ModelSource.registry,
+    names_only: Annotated[
+        bool, typer.Option("--names", help="Only the names, one a line (for scripts).")
+    ] = False,
 ) -> None:
-    """List registered networks, guideline blocks, or the shipped suites."""
+    """List networks (registry, torchvision or timm), guideline blocks, or the shipped suites."""
     if kind == ListKind.suites:
         stdout.print(suites_table())
         return
+    from bench.cli.listing import SPEC_FORMS_HINT, models_table
     from netdefs import list_models
 
-    for name in list_models(pattern, kind="network" if kind == ListKind.models else "block"):
-        stdout.print(name, highlight=False)
+    model_kind = "network" if kind == ListKind.models else "block"
+    if names_only:
+        for name in list_models(pattern, kind=model_kind, source=source.value):
+            stdout.print(name, highlight=False)
+        return
+    table, rows = models_table(source, pattern, model_kind)
+    stdout.print(table)
+    if rows == 0:
+        stderr.print(f"no {kind.value} match {pattern!r} in {source.value}", highlight=False)
+    stderr.print(SPEC_FORMS_HINT, highlight=False)
 
 
 def suites_table() -> Table:
