@@ -134,6 +134,9 @@ def run_command(
     runtime: RuntimesOverride = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
+    from bench.runs.suite import resolve_suite_path
+
+    resolve_suite_path(suite)  # a wrong name is answered before the runner loads
     from bench.runs.folder import load_run
     from bench.runs.runner import run_suite
 
