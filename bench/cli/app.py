@@ -10,6 +10,7 @@ warnings print as one `warning:` line each.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pickle
 import re
@@ -19,8 +20,9 @@ import warnings
 from typing import Annotated, Any
 
 import typer
+from typer._click import core as click_core
 from typer._click import exceptions as click_errors
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from bench.cli import count, gate, report, runs, timing, training
 from bench.cli.common import print_error, print_warning
@@ -31,6 +33,7 @@ from bench.core.io import no_space_reason
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 DEBUG_VARIABLE = "BENCH_DEBUG"
+DISTRIBUTION = "cnn-bench"
 MAX_MESSAGE_CHARS = 1000
 DEBUG_HINT = f"(bench --debug or {DEBUG_VARIABLE}=1 shows the traceback)"
 _CHOICE_MESSAGE = re.compile(
@@ -125,8 +128,22 @@ def _fail(exc: Exception) -> None:
     sys.exit(code)
 
 
+def hide_flag_types(command: click_core.Command) -> None:
+    """Show flags in help without a `<bool>` type (they take no value); subcommands too."""
+    options = [p for p in command.params if isinstance(p, TyperOption) and p.is_flag]
+    help_option = command.get_help_option(click_core.Context(command))  # created once, cached
+    for option in [*options, *([help_option] if help_option else [])]:
+        option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        hide_flag_types(sub)
+
+
 class BenchGroup(TyperGroup):
     """The app's command group: every error a user can cause ends as one line, never a traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hide_flag_types(self)
 
     def main(
         self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
@@ -160,6 +177,17 @@ app = typer.Typer(
 )
 
 
+def print_version(requested: bool) -> None:
+    """`bench --version`: the installed cnn-bench version, then exit."""
+    if requested:
+        try:
+            version = importlib.metadata.version(DISTRIBUTION)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        print(f"bench (cnn-bench) {version}")
+        raise typer.Exit()
+
+
 @app.callback()
 def global_options(
     debug: Annotated[
@@ -168,6 +196,12 @@ def global_options(
     imports: Annotated[  # taken out of the arguments by BenchGroup.main (shown here for --help)
         list[str] | None, typer.Option(IMPORT_FLAG, help=IMPORT_HELP, metavar="MODULE")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Options for every command (given before it: `bench --debug run ...`)."""
     if debug:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from rich.table import Table
 
+from bench.core.choices import ModelSource
 from bench.core.errors import BenchError
 from bench.core.models import build_model
 from bench.core.options import format_input_shape
@@ -20,14 +19,6 @@ SPEC_FORMS_HINT = (
     "path/to/file.py:Class or package.module:factory (your own; importing runs its code); "
     "options after a colon, e.g. torchvision:resnet50:num_classes=10"
 )
-
-
-class ModelSource(StrEnum):
-    """Where `bench list models` looks."""
-
-    registry = "registry"
-    torchvision = "torchvision"
-    timm = "timm"
 
 
 def built_info(name: str, family: str) -> ZooInfo:

@@ -20,8 +20,13 @@ from rich.progress import (
 from rich.table import Table
 
 from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
-from bench.cli.listing import ModelSource
-from bench.core.choices import RuntimeName
+from bench.cli.run_outcome import (
+    EXIT_INTERRUPTED,
+    RunWatcher,
+    check_finetunes,
+    interrupted_message,
+)
+from bench.core.choices import ModelSource, RuntimeName
 from bench.core.values import is_missing
 
 if TYPE_CHECKING:
@@ -135,27 +140,42 @@ def run_command(
     runtime: RuntimesOverride = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
+    from bench.runs.suite import resolve_suite_path
+
+    resolve_suite_path(suite)  # a wrong name is answered before the runner loads
     from bench.runs.folder import load_run
     from bench.runs.runner import run_suite
 
-    with progress_bar(progress) as observer:
-        run_dir = run_suite(
-            suite,
-            out,
-            device.value if device else None,
-            filter,
-            quick,
-            resume,
-            shard,
-            data,
-            calibrate,
-            tensorboard=tensorboard,
-            observer=observer,
-            runtimes=[r.value for r in runtime] if runtime else None,
-        )
+    runtimes = [r.value for r in runtime] if runtime else None
+    watcher = RunWatcher()
+    try:
+        with progress_bar(progress) as watcher.bar:
+            run_dir = run_suite(
+                suite,
+                out,
+                device.value if device else None,
+                filter,
+                quick,
+                resume,
+                shard,
+                data,
+                calibrate,
+                tensorboard=tensorboard,
+                observer=watcher,
+                runtimes=runtimes,
+            )
+    except KeyboardInterrupt:
+        if watcher.run_dir is None:
+            raise
+        selection = {"--device": device and device.value, "--filter": filter, "--quick": quick}
+        selection.update({"--shard": shard, "--data": data, "--tensorboard": tensorboard})
+        selection["--runtime"] = runtimes
+        stderr.print(interrupted_message(suite, watcher.run_dir, selection), highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
     stderr.print(f"run folder: {run_dir}", highlight=False)
+    check_finetunes(run)
 
 
 def print_run(rows: pd.DataFrame, title: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -19,7 +20,9 @@ from bench.cli.common import (
     print_json,
     stdout,
 )
+from bench.cli.precheck import check_model_arguments
 from bench.core.choices import Device, Dtype, Mode, RuntimeName
+from bench.core.values import human_bytes
 
 ChannelsLastFlag = Annotated[
     bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
@@ -52,13 +55,14 @@ def time_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Time one model: median/percentile latency (ms), throughput (images/s), raw samples."""
-    from bench.core.options import parse_dtype, parse_input_shape
+    shape = check_model_arguments(spec, input)
+    from bench.core.options import parse_dtype
     from bench.measure.timing import measure_latency
     from bench.runtimes import describe_runtimes
 
     result = measure_latency(
         spec,
-        input_shape=parse_input_shape(input) if input else None,
+        input_shape=shape,
         batch=batch,
         device=device.value,
         threads=threads,
@@ -87,17 +91,26 @@ def latency_table(spec: str, data: dict) -> Table:
     table.add_row("throughput (images/s)", f"{data['throughput']:.2f}")
     halfwidth = data["rel_halfwidth"]
     table.add_row("median CI95 half-width", "n/a" if halfwidth is None else f"{halfwidth:.2%}")
-    for key in ("n_samples", "iters_per_sample", "stop_reason", "warmup_iters", "compile_s"):
+    for key in ("n_samples", "iters_per_sample", "stop_reason", "warmup_iters"):
         table.add_row(key, str(data[key]))
+    table.add_row("compile_s", number_or_na(data["compile_s"], "{:.2f}"))
     table.add_row("runtime", str(data["runtime"]))
-    table.add_row("prepare_s (export/compile/load)", f"{data['prepare_s']:.3f}")
-    table.add_row("first_ms (first inference)", f"{data['first_ms']:.3f}")
+    table.add_row("prepare_s (export/compile/load)", number_or_na(data["prepare_s"], "{:.3f}"))
+    table.add_row("first_ms (first inference)", number_or_na(data["first_ms"], "{:.3f}"))
     parity = data["parity_max_abs"]
-    table.add_row("parity_max_abs (vs eager)", "n/a" if parity is None else f"{parity:.3g}")
-    table.add_row(f"peak_mem_bytes ({data['peak_mem_kind']})", f"{data['peak_mem_bytes']:,}")
+    table.add_row("parity_max_abs (vs eager)", number_or_na(parity, "{:.3g}"))
+    peak = data["peak_mem_bytes"]
+    table.add_row(f"peak memory ({data['peak_mem_kind']})", number_or_na(peak, human_bytes))
     for key in ("device", "threads", "batch", "dtype", "mode"):
         table.add_row(key, str(data[key]))
     return table
+
+
+def number_or_na(value: float | None, style: str | Callable[[float], str]) -> str:
+    """A number in a format pattern or through a formatter; `n/a` when there is none."""
+    if value is None:
+        return "n/a"
+    return style.format(value) if isinstance(style, str) else style(value)
 
 
 def env_command(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -24,6 +26,9 @@ def build_model(
     model_or_spec: nn.Module | str, *, meta: bool = False, **overrides: SpecValue
 ) -> nn.Module:
     """The module itself, or the spec built by netdefs (on the meta device when `meta`).
+
+    A meta build skips weight initialisation (its values would be meaningless anyway; torch's
+    `kaiming_normal_` alone imports torch._dynamo, seconds of start-up).
 
     Real builds draw their random weights from a fixed seed (the global RNG is left as it was),
     so every runtime and every run of a suite sees the same weights for the same spec, and an
@@ -49,6 +54,13 @@ def build_model(
         ) from None
     except Exception as exc:  # a builder may raise anything for values it cannot take
         raise BenchError(f"cannot build {shown(model_or_spec)}: {first_line(exc)}") from None
+
+
+@contextmanager
+def meta_device() -> Iterator[None]:
+    """Build on the meta device without paying for weight initialisation (shapes only)."""
+    with torch.device("meta"), _SkipMetaInit():
+        yield
 
 
 class _SkipMetaInit(TorchFunctionMode):
@@ -80,7 +92,7 @@ def _meta_build(spec: str, overrides: dict[str, SpecValue]) -> nn.Module:
     """The spec built on the meta device (initialisation skipped); a builder that reads tensor
     values there (regnet's `.tolist()`) is built on the CPU instead and moved to meta."""
     try:
-        with torch.device("meta"), _SkipMetaInit():
+        with meta_device():
             return get_model(spec, **overrides)
     except (NotImplementedError, RuntimeError) as exc:
         if "meta" not in str(exc).lower():
@@ -92,7 +104,7 @@ def _meta_build(spec: str, overrides: dict[str, SpecValue]) -> nn.Module:
 def check_parameter_memory(spec: str, overrides: dict[str, SpecValue]) -> None:
     """BenchError when the spec's parameters and buffers exceed the memory available here."""
     try:
-        with torch.device("meta"), _SkipMetaInit():
+        with meta_device():
             model = get_model(spec, **overrides)
     except Exception:  # the real build reports what is wrong with the spec
         return

@@ -97,6 +97,15 @@ class CountingMode(TorchDispatchMode):
         self.module_stack: list[str] = [""]
         self.records: list[OpRecord] = []
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """False: counting never runs under torch.compile, so torch._dynamo need not be imported.
+
+        By default torch wraps `__torch_dispatch__` in `torch._disable_dynamo`, whose first call
+        imports torch._dynamo (seconds of a `bench count` start-up).
+        """
+        return False
+
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple = (), kwargs: Any = None
     ) -> Any:

@@ -13,7 +13,8 @@ import math
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 import psutil
@@ -23,7 +24,12 @@ from torch import nn
 from bench.core.choices import MODES
 from bench.core.errors import BenchError, first_line
 from bench.core.models import model_and_shape
-from bench.core.options import check_supported_dtype, fixed_threads, resolve_device
+from bench.core.options import (
+    check_supported_dtype,
+    fixed_threads,
+    format_input_shape,
+    resolve_device,
+)
 from bench.measure.parity import check_parity
 from bench.measure.sampling import (
     FAST_SAMPLE_S,
@@ -265,12 +271,14 @@ def _run_timed(
     The runtime prepares outside inference mode (exporters trace the model and must see
     ordinary tensors); every timed call runs inside it, as inference does.
     """
-    reference = _eager_output(model, inputs, engine, target)
+    with runs_on_input(model, inputs):
+        reference = _eager_output(model, inputs, engine, target)
     start = clock()
     session = engine.prepare(model, inputs, target)
     prepare_s = clock() - start
     with torch.inference_mode() if target.mode == "infer" else torch.enable_grad():
-        first_s = _timer(session.step, target.device, clock)()
+        with runs_on_input(model, inputs):
+            first_s = _timer(session.step, target.device, clock)()
         parity = _parity(session, reference, target.dtype)
         samples, reason, warm, k, rss = _sample(session, target.device, rule, clock)
     peak, kind = _peak_memory(target.device, rss)
@@ -278,6 +286,32 @@ def _run_timed(
         [s / k for s in samples], reason, len(warm), peak, kind, k,
         engine.name, prepare_s, first_s, parity, dict(session.details),
     )  # fmt: skip
+
+
+@contextmanager
+def runs_on_input(model: nn.Module, inputs: torch.Tensor) -> Iterator[None]:
+    """The first call on an input: a failure becomes one line naming the model and the input.
+
+    BenchErrors and allocation failures pass unchanged (the CLI says what they are).
+    """
+    try:
+        yield
+    except (BenchError, MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        if _is_allocation_failure(exc):
+            raise
+        label = getattr(model, "spec", None) or type(model).__name__
+        given = format_input_shape(tuple(inputs.shape[1:]))
+        raise BenchError(
+            f"model {label!r} cannot run on input {given} (batch {inputs.shape[0]}): "
+            f"{first_line(exc)}"
+        ) from None
+
+
+def _is_allocation_failure(exc: Exception) -> bool:
+    """The CPU allocator's RuntimeError for a failed allocation."""
+    return isinstance(exc, RuntimeError) and "allocate" in str(exc).lower()
 
 
 def _eager_output(
