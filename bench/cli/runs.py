@@ -19,9 +19,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.cli.common import (
+    CalibrateFlag,
+    DeviceOverride,
+    SuiteArgument,
+    output_width,
+    stderr,
+    stdout,
+)
+from bench.cli.tables import collapsed_lines, fitted_table, measured_rows
 from bench.core.choices import RuntimeName
-from bench.core.values import is_missing
+from bench.report.format import fmt_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,22 +45,6 @@ class ListKind(StrEnum):
     blocks = "blocks"
     suites = "suites"
 
-
-TABLE_COLUMNS = {  # column -> (header, format)
-    "model": ("model", "{}"),
-    "device": ("dev", "{}"),
-    "runtime": ("runtime", "{}"),
-    "batch": ("b", "{}"),
-    "status": ("status", "{}"),
-    "params": ("params M", "{:.3g}"),
-    "mult_adds": ("mult-adds M", "{:.4g}"),
-    "latency_ms_median": ("median ms", "{:.3f}"),
-    "throughput": ("images/s", "{:.1f}"),
-    "ref_throughput": ("paper", "{:g}"),
-    "ref_unit": ("paper unit", "{}"),
-    "error": ("error", "{}"),
-}
-MILLIONS = ("params", "mult_adds")
 
 RunOutOption = Annotated[
     Path | None, typer.Option("--out", help="Run folder (default results/<suite>/<time>-<commit>).")
@@ -158,48 +150,27 @@ def run_command(
 
 
 def print_run(rows: pd.DataFrame, title: str) -> None:
-    """The results table and, for guideline rows, the comparison with the paper."""
+    """The measured rows' table, one line per skip/error reason, the guideline comparison."""
     from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
 
-    stdout.print(results_table(rows, title))
+    width = output_width()
+    measured = measured_rows(rows)
+    if measured.empty:
+        stdout.print(f"{title}: no measured (ok) rows", highlight=False, width=width)
+    else:
+        stdout.print(fitted_table(measured, title, width), width=width)
+    lines = [line for status in ("error", "skipped") for line in collapsed_lines(rows, status)]
     if "note" in rows.columns:
         notes = rows.dropna(subset=["note"]).drop_duplicates(subset=["model", "note"])
-        for _, row in notes.iterrows():
-            stdout.print(f"note: {row['model']}: {row['note']}", highlight=False)
+        lines += [f"note: {row['model']}: {row['note']}" for _, row in notes.iterrows()]
+    for line in lines:
+        stdout.print(line, highlight=False, width=width)
     summaries = guideline_summaries(rows)
     for summary in summaries:
         if summary.table["ours"].notna().any():
-            stdout.print(summary_table(summary))
+            stdout.print(summary_table(summary), width=width)
     for sentence in guideline_verdicts(summaries):
-        stdout.print(sentence, highlight=False)
-
-
-def _cell(value: object, pattern: str) -> str:
-    """One table cell ('' for missing values)."""
-    if value is None or (not isinstance(value, str) and is_missing(value)):
-        return ""
-    try:
-        return pattern.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
-def results_table(rows: pd.DataFrame, title: str) -> Table:
-    """A rich table of a run's main columns (those with any value)."""
-    columns = [c for c in TABLE_COLUMNS if c in rows.columns and rows[c].notna().any()]
-    if "runtime" in columns and rows["runtime"].nunique() < 2:
-        columns.remove("runtime")  # a column only when the run holds several runtimes
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
-    for _, row in rows.iterrows():
-        values = [
-            row[c] / 1e6 if c in MILLIONS and not is_missing(row[c]) else row[c] for c in columns
-        ]
-        table.add_row(
-            *(_cell(v, TABLE_COLUMNS[c][1]) for c, v in zip(columns, values, strict=True))
-        )
-    return table
+        stdout.print(sentence, highlight=False, width=width)
 
 
 def summary_table(summary: GuidelineSummary) -> Table:
@@ -216,9 +187,9 @@ def summary_table(summary: GuidelineSummary) -> Table:
     table = Table(title=title, caption=caption)
     for header in ("config", f"ours ({unit})", f"paper ({unit})", "ours norm", "paper norm"):
         config = header == "config"
-        table.add_column(header, justify="left" if config else "right", no_wrap=config)
+        table.add_column(header, justify="left" if config else "right", no_wrap=True)
     for _, row in summary.table.iterrows():
-        cells = [_cell(row[k], "{:.2f}") for k in ("ours", "paper", "ours_norm", "paper_norm")]
+        cells = [fmt_number(row[k]) for k in ("ours", "paper", "ours_norm", "paper_norm")]
         table.add_row(str(row["config"]), *cells)
     return table
 
