@@ -15,7 +15,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -27,6 +26,7 @@ from bench.cli.common import (
     stderr,
     stdout,
 )
+from bench.cli.progress import BudgetEta, EtaColumn
 from bench.cli.tables import collapsed_lines, fitted_table, measured_rows
 from bench.core.choices import RuntimeName
 from bench.report.format import fmt_number
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bench.analysis.guidelines import GuidelineSummary
+    from bench.runs.runner import CasePlan
     from bench.runs.suite import Case
 
 
@@ -78,17 +79,21 @@ ProgressFlag = Annotated[
 class ProgressBar:
     """The runner's observer: a rich progress bar on stderr (case k of n, elapsed, ETA)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, eta: EtaColumn) -> None:
         self.progress = progress
+        self.eta = eta
         self.task: Any = None
 
-    def started(self, run_dir: Path, pending: int, total: int) -> None:
+    def started(self, run_dir: Path, pending: int, total: int, plans: dict[str, CasePlan]) -> None:
         """Say where the run goes and start the bar at the cases already done."""
         stderr.print(f"run folder: {run_dir} ({pending} of {total} cases to run)", highlight=False)
+        self.eta.eta = BudgetEta(plans)
         self.task = self.progress.add_task("", total=total, completed=total - pending)
 
     def case_done(self, case: Case, row: dict[str, Any]) -> None:
         """Advance the bar by one case."""
+        if self.eta.eta is not None:
+            self.eta.eta.done(case.case_id)
         self.progress.update(self.task, advance=1, description=case.case_id)
 
 
@@ -98,17 +103,17 @@ def progress_bar(enabled: bool) -> Iterator[ProgressBar | None]:
     if not enabled:
         yield None
         return
+    eta = EtaColumn()  # from the budgets of the cases left, not the pace of those done
     columns = (
         TextColumn("case"),
         MofNCompleteColumn(),
         BarColumn(),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        eta,
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=stderr, transient=False) as progress:
-        yield ProgressBar(progress)
+        yield ProgressBar(progress, eta)
 
 
 def run_command(

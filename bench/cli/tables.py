@@ -16,18 +16,20 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from bench.core.values import is_missing
-from bench.report.format import fmt_accuracy, fmt_int, fmt_number, fmt_text
+from bench.report.format import (
+    fmt_accuracy,
+    fmt_int,
+    fmt_number,
+    fmt_text,
+    scaled,
+    si_prefix,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SHOWN_CASES = 3  # case ids named on a collapsed line before "..."
 TEXT_MIN = 22  # a text column (model spec) is folded to no fewer characters than this
-
-
-def _millions(value: Any) -> str:
-    """A count in millions, about three significant digits."""
-    return fmt_number(value, 1e6)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,15 @@ class RunColumn:
     header: str
     render: Callable[[Any], str] = fmt_number
     numeric: bool = True
+    prefixed: bool = False  # a decimal prefix (k, M, G) chosen per table, named in the header
+
+    def resolved(self, values: pd.Series) -> RunColumn:
+        """This column with its prefix fixed for these values ('params M')."""
+        if not self.prefixed:
+            return self
+        factor, prefix = si_prefix(values)
+        header = f"{self.header} {prefix}" if prefix else self.header
+        return RunColumn(self.source, header, scaled(factor), self.numeric)
 
 
 RUN_COLUMNS = (
@@ -45,8 +56,8 @@ RUN_COLUMNS = (
     RunColumn("device", "dev", fmt_text, numeric=False),
     RunColumn("runtime", "runtime", fmt_text, numeric=False),
     RunColumn("batch", "b", fmt_int),
-    RunColumn("params", "params M", _millions),
-    RunColumn("mult_adds", "mult-adds M", _millions),
+    RunColumn("params", "params", prefixed=True),
+    RunColumn("mult_adds", "mult-adds", prefixed=True),
     RunColumn("latency_ms_median", "median ms"),
     RunColumn("throughput", "images/s"),
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
@@ -66,7 +77,7 @@ def table_columns(rows: pd.DataFrame) -> list[RunColumn]:
     columns = [c for c in RUN_COLUMNS if c.source in rows and rows[c.source].notna().any()]
     if "runtime" in rows and rows["runtime"].nunique() < 2:
         columns = [c for c in columns if c.source != "runtime"]
-    return columns
+    return [column.resolved(rows[column.source]) for column in columns]
 
 
 def build_table(rows: pd.DataFrame, columns: list[RunColumn], title: str, width: int) -> Table:
