@@ -20,13 +20,13 @@ from rich.text import Text
 if TYPE_CHECKING:
     from bench.runs.runner import CasePlan
 
-Clock = Callable[[], float]
-
 
 class BudgetEta:
     """Seconds left in a run: the remaining cases' budgets plus the overhead seen per case."""
 
-    def __init__(self, plans: dict[str, CasePlan], clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, plans: dict[str, CasePlan], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.plans = dict(plans)  # case id -> plan, in the order the runner measures them
         self.clock = clock
         self.case_start = clock()
