@@ -94,7 +94,10 @@ def latency_table(spec: str, data: dict) -> Table:
     table.add_row("first_ms (first inference)", f"{data['first_ms']:.3f}")
     parity = data["parity_max_abs"]
     table.add_row("parity_max_abs (vs eager)", "n/a" if parity is None else f"{parity:.3g}")
-    table.add_row(f"peak_mem_bytes ({data['peak_mem_kind']})", f"{data['peak_mem_bytes']:,}")
+    peak = data["peak_mem_bytes"]
+    table.add_row(
+        f"peak_mem_bytes ({data['peak_mem_kind']})", "n/a" if peak is None else f"{peak:,}"
+    )
     for key in ("device", "threads", "batch", "dtype", "mode"):
         table.add_row(key, str(data[key]))
     return table
