@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from bench.cli import common, tables
 from bench.cli.app import app
+from bench.report import format as fmt
 
 
 def ok_row(model: str, median: float, **extra: object) -> dict:
@@ -68,14 +69,14 @@ def test_only_measured_rows_form_the_table(rows: pd.DataFrame) -> None:
 
 
 def test_skipped_and_error_rows_collapse_to_one_line_per_reason(rows: pd.DataFrame) -> None:
-    skipped = tables.collapsed_lines(rows, "skipped")
+    skipped = fmt.reason_lines(rows, "skipped")
     assert skipped == [
         "skipped: 51 cases: CUDA is not available on this machine "
         "(g1/0/cuda, g1/1/cuda, g1/2/cuda, ...)"
     ]
-    errors = tables.collapsed_lines(rows, "error")
+    errors = fmt.reason_lines(rows, "error")
     assert errors == ["error: 1 case: cannot count input 3x160x160: bad size (vit/cpu)"]
-    assert tables.collapsed_lines(rows, "missing-status") == []
+    assert fmt.reason_lines(rows, "missing-status") == []
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,9 @@ from bench.cli.common import (
     stdout,
 )
 from bench.cli.progress import BudgetEta, EtaColumn
-from bench.cli.tables import collapsed_lines, fitted_table, measured_rows
+from bench.cli.tables import fitted_table, measured_rows
 from bench.core.choices import RuntimeName
-from bench.report.format import fmt_number
+from bench.report.format import fmt_number, reason_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +164,7 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
         stdout.print(f"{title}: no measured (ok) rows", highlight=False, width=width)
     else:
         stdout.print(fitted_table(measured, title, width), width=width)
-    lines = [line for status in ("error", "skipped") for line in collapsed_lines(rows, status)]
+    lines = [line for status in ("error", "skipped") for line in reason_lines(rows, status)]
     if "note" in rows.columns:
         notes = rows.dropna(subset=["note"]).drop_duplicates(subset=["model", "note"])
         lines += [f"note: {row['model']}: {row['note']}" for _, row in notes.iterrows()]

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bench.core.values import is_missing
 from bench.report.format import (
     fmt_accuracy,
     fmt_int,
@@ -28,7 +27,6 @@ from bench.report.format import (
 if TYPE_CHECKING:
     import pandas as pd
 
-SHOWN_CASES = 3  # case ids named on a collapsed line before "..."
 TEXT_MIN = 22  # a text column (model spec) is folded to no fewer characters than this
 
 
@@ -140,28 +138,6 @@ def needed_width(rows: pd.DataFrame, columns: list[RunColumn]) -> int:
         longest = max(len(cell) for cell in cells)
         total += (longest if column.numeric else min(longest, TEXT_MIN)) + 3
     return total
-
-
-def collapsed_lines(rows: pd.DataFrame, status: str) -> list[str]:
-    """One line per distinct message of the rows with this status: count, message, first cases."""
-    if "status" not in rows:
-        return []
-    chosen = rows[rows["status"] == status]
-    if chosen.empty:
-        return []
-    messages = chosen["error"] if "error" in chosen else chosen["status"].map(lambda _: None)
-    lines = []
-    for message, group in chosen.groupby(messages.map(_reason), sort=False):
-        ids = [str(case) for case in group.get("case_id", group.index)]
-        shown = ", ".join(ids[:SHOWN_CASES]) + (", ..." if len(ids) > SHOWN_CASES else "")
-        noun = "case" if len(ids) == 1 else "cases"
-        lines.append(f"{status}: {len(ids)} {noun}: {message} ({shown})")
-    return lines
-
-
-def _reason(message: Any) -> str:
-    """A row's message as one line ('no reason given' when empty)."""
-    return "no reason given" if is_missing(message) else fmt_text(message)
 
 
 def measured_rows(rows: pd.DataFrame) -> pd.DataFrame:
