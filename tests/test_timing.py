@@ -166,7 +166,9 @@ def test_measure_latency_with_fake_clock_is_exact() -> None:
     assert result.throughput == pytest.approx(2000.0)
     assert result.stop_reason == "converged"
     assert result.warmup_iters >= 10
-    assert result.peak_mem_kind == "cpu_rss_delta" and result.peak_mem_bytes >= 0
+    # one forward of a (2, 3, 8, 8) float32 input holds at least the input and the output
+    assert result.peak_mem_kind == "cpu_activation_peak_counted"
+    assert result.peak_mem_bytes >= 2 * 3 * 8 * 8 * 4
 
 
 def test_measure_latency_real_clock_statistics_match_samples() -> None:

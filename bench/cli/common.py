@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Annotated, Any
 
@@ -12,10 +13,26 @@ from rich.markup import escape
 
 from bench.core.choices import Device, Dtype
 
+PIPED_WIDTH = 160  # piped output with no COLUMNS and no terminal on stderr either
 stdout = Console()
-if not stdout.is_terminal:  # piped or redirected: no 80-column default that crops tables
-    stdout.width = max(stdout.width, 160)
+if not stdout.is_terminal and "COLUMNS" not in os.environ:  # no 80-column default that crops
+    stdout.width = max(stdout.width, PIPED_WIDTH)
 stderr = Console(stderr=True, soft_wrap=True)
+
+
+def output_width() -> int:
+    """Columns for stdout's tables: COLUMNS, else the terminal's (stdout, then stderr), else 160."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            continue
+    return PIPED_WIDTH
+
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON document instead of a table.")

@@ -15,24 +15,33 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
-from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.cli.common import (
+    CalibrateFlag,
+    DeviceOverride,
+    SuiteArgument,
+    output_width,
+    stderr,
+    stdout,
+)
+from bench.cli.progress import BudgetEta, EtaColumn
 from bench.cli.run_outcome import (
     EXIT_INTERRUPTED,
     RunWatcher,
     check_finetunes,
     interrupted_message,
 )
+from bench.cli.tables import fitted_table, measured_rows
 from bench.core.choices import ModelSource, RuntimeName
-from bench.core.values import is_missing
+from bench.report.format import fmt_number, reason_lines
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from bench.analysis.guidelines import GuidelineSummary
+    from bench.runs.runner import CasePlan
     from bench.runs.suite import Case
 
 
@@ -43,22 +52,6 @@ class ListKind(StrEnum):
     blocks = "blocks"
     suites = "suites"
 
-
-TABLE_COLUMNS = {  # column -> (header, format)
-    "model": ("model", "{}"),
-    "device": ("dev", "{}"),
-    "runtime": ("runtime", "{}"),
-    "batch": ("b", "{}"),
-    "status": ("status", "{}"),
-    "params": ("params M", "{:.3g}"),
-    "mult_adds": ("mult-adds M", "{:.4g}"),
-    "latency_ms_median": ("median ms", "{:.3f}"),
-    "throughput": ("images/s", "{:.1f}"),
-    "ref_throughput": ("paper", "{:g}"),
-    "ref_unit": ("paper unit", "{}"),
-    "error": ("error", "{}"),
-}
-MILLIONS = ("params", "mult_adds")
 
 RunOutOption = Annotated[
     Path | None, typer.Option("--out", help="Run folder (default results/<suite>/<time>-<commit>).")
@@ -92,17 +85,21 @@ ProgressFlag = Annotated[
 class ProgressBar:
     """The runner's observer: a rich progress bar on stderr (case k of n, elapsed, ETA)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, eta: EtaColumn) -> None:
         self.progress = progress
+        self.eta = eta
         self.task: Any = None
 
-    def started(self, run_dir: Path, pending: int, total: int) -> None:
+    def started(self, run_dir: Path, pending: int, total: int, plans: dict[str, CasePlan]) -> None:
         """Say where the run goes and start the bar at the cases already done."""
         stderr.print(f"run folder: {run_dir} ({pending} of {total} cases to run)", highlight=False)
+        self.eta.eta = BudgetEta(plans)
         self.task = self.progress.add_task("", total=total, completed=total - pending)
 
     def case_done(self, case: Case, row: dict[str, Any]) -> None:
         """Advance the bar by one case."""
+        if self.eta.eta is not None:
+            self.eta.eta.done(case.case_id)
         self.progress.update(self.task, advance=1, description=case.case_id)
 
 
@@ -112,17 +109,17 @@ def progress_bar(enabled: bool) -> Iterator[ProgressBar | None]:
     if not enabled:
         yield None
         return
+    eta = EtaColumn()  # from the budgets of the cases left, not the pace of those done
     columns = (
         TextColumn("case"),
         MofNCompleteColumn(),
         BarColumn(),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        eta,
         TextColumn("{task.description}"),
     )
     with Progress(*columns, console=stderr, transient=False) as progress:
-        yield ProgressBar(progress)
+        yield ProgressBar(progress, eta)
 
 
 def run_command(
@@ -179,48 +176,27 @@ def run_command(
 
 
 def print_run(rows: pd.DataFrame, title: str) -> None:
-    """The results table and, for guideline rows, the comparison with the paper."""
+    """The measured rows' table, one line per skip/error reason, the guideline comparison."""
     from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
 
-    stdout.print(results_table(rows, title))
+    width = output_width()
+    measured = measured_rows(rows)
+    if measured.empty:
+        stdout.print(f"{title}: no measured (ok) rows", highlight=False, width=width)
+    else:
+        stdout.print(fitted_table(measured, title, width), width=width)
+    lines = [line for status in ("error", "skipped") for line in reason_lines(rows, status)]
     if "note" in rows.columns:
         notes = rows.dropna(subset=["note"]).drop_duplicates(subset=["model", "note"])
-        for _, row in notes.iterrows():
-            stdout.print(f"note: {row['model']}: {row['note']}", highlight=False)
+        lines += [f"note: {row['model']}: {row['note']}" for _, row in notes.iterrows()]
+    for line in lines:
+        stdout.print(line, highlight=False, width=width)
     summaries = guideline_summaries(rows)
     for summary in summaries:
         if summary.table["ours"].notna().any():
-            stdout.print(summary_table(summary))
+            stdout.print(summary_table(summary), width=width)
     for sentence in guideline_verdicts(summaries):
-        stdout.print(sentence, highlight=False)
-
-
-def _cell(value: object, pattern: str) -> str:
-    """One table cell ('' for missing values)."""
-    if value is None or (not isinstance(value, str) and is_missing(value)):
-        return ""
-    try:
-        return pattern.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
-def results_table(rows: pd.DataFrame, title: str) -> Table:
-    """A rich table of a run's main columns (those with any value)."""
-    columns = [c for c in TABLE_COLUMNS if c in rows.columns and rows[c].notna().any()]
-    if "runtime" in columns and rows["runtime"].nunique() < 2:
-        columns.remove("runtime")  # a column only when the run holds several runtimes
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
-    for _, row in rows.iterrows():
-        values = [
-            row[c] / 1e6 if c in MILLIONS and not is_missing(row[c]) else row[c] for c in columns
-        ]
-        table.add_row(
-            *(_cell(v, TABLE_COLUMNS[c][1]) for c, v in zip(columns, values, strict=True))
-        )
-    return table
+        stdout.print(sentence, highlight=False, width=width)
 
 
 def summary_table(summary: GuidelineSummary) -> Table:
@@ -237,9 +213,9 @@ def summary_table(summary: GuidelineSummary) -> Table:
     table = Table(title=title, caption=caption)
     for header in ("config", f"ours ({unit})", f"paper ({unit})", "ours norm", "paper norm"):
         config = header == "config"
-        table.add_column(header, justify="left" if config else "right", no_wrap=config)
+        table.add_column(header, justify="left" if config else "right", no_wrap=True)
     for _, row in summary.table.iterrows():
-        cells = [_cell(row[k], "{:.2f}") for k in ("ours", "paper", "ours_norm", "paper_norm")]
+        cells = [fmt_number(row[k]) for k in ("ours", "paper", "ours_norm", "paper_norm")]
         table.add_row(str(row["config"]), *cells)
     return table
 

@@ -251,6 +251,14 @@ def record_forward(
     return mode.records, live.peak
 
 
+def activation_peak(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> int:
+    """Peak bytes of activations alive in one eval forward of a (batch, ...) input (meta device).
+
+    The input counts, parameters and buffers do not: what a forward needs beyond the weights.
+    """
+    return record_forward(model, shape, dtype, resolve_rules(None))[1]
+
+
 def fvcore_mult_adds(model: nn.Module, shape: tuple[int, ...]) -> int:
     """fvcore's FlopCountAnalysis total (its "flops" are mult-adds) on a real CPU float32 copy."""
     with warnings.catch_warnings():

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
-import psutil
 import torch
 from torch import nn
 
@@ -30,6 +28,7 @@ from bench.core.options import (
     format_input_shape,
     resolve_device,
 )
+from bench.measure.counting import activation_peak
 from bench.measure.parity import check_parity
 from bench.measure.sampling import (
     FAST_SAMPLE_S,
@@ -48,7 +47,10 @@ from bench.measure.stats import median_rel_halfwidth, summarize
 from bench.runtimes import get_runtime
 from bench.runtimes.base import Runtime, Session, Target, output_tensor
 
-RSS_POLL_S = 0.001
+# What a CPU run's peak_mem_bytes is (the OS's RSS delta read as noise: 4 kB for blocks with
+# megabytes of activations): the counted activation peak of one inference forward at this batch.
+CPU_PEAK_KIND = "cpu_activation_peak_counted"
+NO_PEAK_KIND = "none"
 
 
 @dataclass
@@ -107,35 +109,6 @@ def check_dtype_support(
             f"dtype {name} cannot run a convolution on {device}: {first_line(exc)}"
         ) from None
     return name
-
-
-class RssPeak:
-    """Peak resident set size seen by a background poller (1 ms period) above a baseline."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self.baseline = self._process.memory_info().rss
-        self.peak = self.baseline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._stop.wait(RSS_POLL_S):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __enter__(self) -> RssPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def delta(self) -> int:
-        """Bytes of peak RSS above the baseline taken at construction."""
-        return max(0, self.peak - self.baseline)
 
 
 def prepare(
@@ -248,7 +221,7 @@ class TimedRun:
     samples: list[float]
     stop_reason: str
     warmup_iters: int
-    peak_mem_bytes: int
+    peak_mem_bytes: int | None
     peak_mem_kind: str
     iters_per_sample: int
     runtime: str
@@ -280,8 +253,8 @@ def _run_timed(
         with runs_on_input(model, inputs):
             first_s = _timer(session.step, target.device, clock)()
         parity = _parity(session, reference, target.dtype)
-        samples, reason, warm, k, rss = _sample(session, target.device, rule, clock)
-    peak, kind = _peak_memory(target.device, rss)
+        samples, reason, warm, k = _sample(session, target.device, rule, clock)
+    peak, kind = _peak_memory(model, inputs, target)
     return TimedRun(
         [s / k for s in samples], reason, len(warm), peak, kind, k,
         engine.name, prepare_s, first_s, parity, dict(session.details),
@@ -331,19 +304,18 @@ def _parity(session: Session, reference: torch.Tensor | None, dtype: torch.dtype
 
 def _sample(
     session: Session, device: str, rule: StopRule, clock: Clock
-) -> tuple[list[float], str, list[float], int, RssPeak]:
+) -> tuple[list[float], str, list[float], int]:
     """Warm up, choose iterations per sample, collect samples within what is left of the budget."""
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = clock()
-    with RssPeak() as rss:
-        warm = warm_up(_timer(session.step, device, clock), clock, _warmup_rule(rule))
+    warm = warm_up(_timer(session.step, device, clock), clock, _warmup_rule(rule))
     k = iters_per_sample(statistics.median(warm[-5:]), FAST_SAMPLE_S)
     remaining = replace(rule, budget_s=max(rule.budget_s - (clock() - start), 0.0))
     step = repeat(session.step, k)
     samples, reason = collect_samples(_timer(step, device, clock), clock, remaining)
-    return samples, reason, warm, k, rss
+    return samples, reason, warm, k
 
 
 def _warmup_rule(rule: StopRule) -> WarmupRule:
@@ -356,8 +328,13 @@ def _timer(run: Callable[[], object], device: str, clock: Clock) -> TimeOnce:
     return cuda_timer(run) if device == "cuda" else cpu_timer(run, clock)
 
 
-def _peak_memory(device: str, rss: RssPeak) -> tuple[int, str]:
-    """CUDA max allocated since reset, else the warm-up's peak RSS delta."""
-    if device == "cuda":
+def _peak_memory(model: nn.Module, inputs: torch.Tensor, target: Target) -> tuple[int | None, str]:
+    """CUDA: max allocated since warm-up; CPU inference: the counted activation peak; else none."""
+    if target.device == "cuda":
         return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
-    return rss.delta, "cpu_rss_delta"
+    if target.mode != "infer":
+        return None, NO_PEAK_KIND
+    try:
+        return activation_peak(model, tuple(inputs.shape), target.dtype), CPU_PEAK_KIND
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an op meta cannot run
+        return None, NO_PEAK_KIND

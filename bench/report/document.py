@@ -34,6 +34,7 @@ from bench.report.sections import (
     problems_section,
     results_section,
 )
+from bench.report.summary import summary_section
 from bench.runs.folder import Run, latest_run, load_run
 from bench.runs.schema import ENV_JSON
 
@@ -77,6 +78,7 @@ def build_report(runs: list[Run], fig_dir: Path) -> str:
     rows = current_rows(runs)
     sections = [
         header_lines(runs, rows),
+        summary_section(rows),
         environment_section(runs),
         results_section(rows),
         guideline_section(rows, fig_dir),
@@ -90,8 +92,8 @@ def build_report(runs: list[Run], fig_dir: Path) -> str:
 
 
 def default_output(run_dirs: list[Path]) -> Path:
-    """report.md inside the last run folder."""
-    return run_dirs[-1] / "report.md"
+    """report.md inside the last run folder (a suite folder's latest run, as it is reported)."""
+    return resolve_run_dir(run_dirs[-1]) / "report.md"
 
 
 def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:

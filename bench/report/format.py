@@ -9,13 +9,17 @@ import math
 import re
 import statistics
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.core.values import as_float, is_missing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MISSING = "–"
 
 SI_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+SHOWN_CASES = 3  # case ids named on a collapsed line before "..."
 
 
 def fmt_number(value: Any, scale: float = 1.0) -> str:
@@ -93,3 +97,28 @@ def format_interval(low: float, high: float) -> str:
     if not (math.isfinite(low) and math.isfinite(high)):
         return "n/a"
     return f"[{low:.3f}, {high:.3f}]"
+
+
+def reason_lines(rows: pd.DataFrame, status: str) -> list[str]:
+    """One line per distinct message of the rows with this status: count, message, first cases.
+
+    How the CLI and the report collapse skipped and error rows ('skipped: 51 cases: ...').
+    """
+    if "status" not in rows:
+        return []
+    chosen = rows[rows["status"] == status]
+    if chosen.empty:
+        return []
+    messages = chosen["error"] if "error" in chosen else chosen["status"].map(lambda _: None)
+    lines = []
+    for message, group in chosen.groupby(messages.map(_reason), sort=False):
+        ids = [fmt_text(case) for case in group.get("case_id", group.index)]
+        shown = ", ".join(ids[:SHOWN_CASES]) + (", ..." if len(ids) > SHOWN_CASES else "")
+        noun = "case" if len(ids) == 1 else "cases"
+        lines.append(f"{status}: {len(ids)} {noun}: {message} ({shown})")
+    return lines
+
+
+def _reason(message: Any) -> str:
+    """A row's message as one line ('no reason given' when empty)."""
+    return "no reason given" if is_missing(message) else fmt_text(message)

@@ -9,7 +9,7 @@ import pandas as pd
 from bench.analysis.compare import Comparison, compare
 from bench.analysis.fits import MIN_FIT_CASES, latency_fits
 from bench.core.errors import BenchError
-from bench.report.format import fmt_number, fmt_r2, fmt_text
+from bench.report.format import fmt_number, fmt_r2, fmt_text, reason_lines
 from bench.report.tables import (
     IDENTITY_COLUMNS,
     MODEL_COLUMN,
@@ -171,13 +171,18 @@ def _comparison_table(result: Comparison) -> pd.DataFrame:
 
 
 def problems_section(rows: pd.DataFrame) -> list[str]:
-    """Rows whose status is not ok (error, skipped), with their messages."""
+    """Error rows with their messages; skipped rows as one line per reason."""
     lines = ["## Errors and skipped cases", ""]
-    bad = rows[rows["status"].map(lambda s: fmt_text(s) != "ok")]
-    if bad.empty:
+    errors = rows[rows["status"].map(lambda s: fmt_text(s) == "error")]
+    skipped = reason_lines(rows, "skipped")
+    others = rows[rows["status"].map(lambda s: fmt_text(s) not in ("ok", "error", "skipped"))]
+    if errors.empty and not skipped and others.empty:
         return [*lines, "No error or skipped rows.", ""]
     device = IDENTITY_COLUMNS[2]
     columns = [Column("case_id", "case_id", fmt_text), MODEL_COLUMN, device]
     columns += [Column("status", "status", fmt_text), Column("error", "message", fmt_text)]
-    shown = [column for column in columns if column.source in bad]
-    return [*lines, markdown_table(render_columns(bad, shown)), ""]
+    for frame in (errors, others):
+        if not frame.empty:
+            shown = [column for column in columns if column.source in frame]
+            lines += [markdown_table(render_columns(frame, shown)), ""]
+    return lines + [f"- {line}" for line in skipped] + ([""] if skipped else [])

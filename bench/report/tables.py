@@ -54,6 +54,7 @@ IDENTITY_COLUMNS = (
     Column("batch", "batch", fmt_int),
     Column("input", "input (CxHxW)", fmt_text),
     Column("threads", "threads", fmt_int),
+    Column("peak_mem_kind", "peak memory kind", fmt_text),
 )
 
 VALUE_COLUMNS = (

@@ -72,8 +72,8 @@ QUICK_BUDGET_S = 0.3
 class RunObserver(Protocol):
     """What a caller (the CLI's progress bar) is told while a run goes on."""
 
-    def started(self, run_dir: Path, pending: int, total: int) -> None:
-        """The run folder is ready; `pending` of `total` cases are left to measure."""
+    def started(self, run_dir: Path, pending: int, total: int, plans: dict[str, CasePlan]) -> None:
+        """The run folder is ready; `pending` of `total` cases are left, planned as `plans`."""
 
     def case_done(self, case: Case, row: dict[str, Any]) -> None:
         """One case finished (its row is already on disk)."""
@@ -104,6 +104,29 @@ Measure = Callable[[Case, RunContext], Measurement]
 def case_budget(case: Case, quick: bool) -> float:
     """The case's latency budget in seconds (shrunk to QUICK_BUDGET_S by --quick)."""
     return min(case.budget_s, QUICK_BUDGET_S) if quick else case.budget_s
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """What a pending case is expected to take: its budgets in seconds, before it runs.
+
+    `budget_s` is the latency budget plus a fine-tune's time budget (None: a fine-tune without
+    one, whose length is not known beforehand); `skipped` cases run nothing.
+    """
+
+    budget_s: float | None
+    skipped: bool = False
+
+
+def case_plan(case: Case, quick: bool, cuda: bool) -> CasePlan:
+    """The plan of one case (`cuda`: whether this machine has CUDA)."""
+    if case.device == "cuda" and not cuda:
+        return CasePlan(0.0, skipped=True)
+    latency = case_budget(case, quick) if "latency" in case.metrics else 0.0
+    if case.kind != "finetune":
+        return CasePlan(latency)
+    train = dict(case.train).get("time_budget_s")
+    return CasePlan(None if train is None else latency + float(train))
 
 
 def count_columns(case: Case) -> dict[str, Any]:
@@ -344,7 +367,9 @@ def measure_pending(
     finished = state.finished()
     pending = [c for c in cases if c.case_id not in finished]
     if observer is not None:
-        observer.started(ctx.run_dir, len(pending), len(cases))
+        cuda = torch.cuda.is_available()
+        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for c in pending}
+        observer.started(ctx.run_dir, len(pending), len(cases), plans)
     for case in pending:
         base = env_row(env)
         try:

@@ -34,7 +34,8 @@ COUNT_COLUMNS = ["params", "mult_adds", "flops", "mac_elements", "mac_bytes"]
 LATENCY_COLUMNS = [
     "latency_ms_median", "latency_ms_mean", "latency_ms_p10", "latency_ms_p90",
     "latency_ms_p99", "latency_ms_iqr", "cv", "n_samples", "stop_reason", "throughput",
-    "batches_per_s", "peak_mem_bytes", "prepare_s", "first_ms", "parity_max_abs",
+    "batches_per_s", "peak_mem_bytes", "peak_mem_kind", "prepare_s", "first_ms",
+    "parity_max_abs",
 ]  # fmt: skip
 ENV_COLUMNS = ["hostname", "cpu_model", "gpu_name", "torch"]
 FINETUNE_COLUMNS = ["best_val_acc", "train_seconds", "epochs", "checkpoint"]
@@ -90,6 +91,7 @@ def latency_row(result: LatencyResult) -> dict[str, Any]:
         throughput=result.throughput,
         batches_per_s=result.throughput / result.batch,
         peak_mem_bytes=result.peak_mem_bytes,
+        peak_mem_kind=result.peak_mem_kind,
         threads=result.threads,
         runtime=result.runtime,
         prepare_s=result.prepare_s,

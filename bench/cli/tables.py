@@ -1,0 +1,145 @@
+"""The run table `bench run` and `bench show` print: measured rows first, problems collapsed.
+
+Ok rows form the table, with numbers formatted once (`bench.report.format`) and never wrapped;
+columns that do not fit the output width are left out (the least important first) and named in
+the caption. Skipped rows become one line per reason and error rows one line per message, each
+with its count and the first cases, so 51 skipped CUDA rows read as one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from bench.report.format import (
+    fmt_accuracy,
+    fmt_int,
+    fmt_number,
+    fmt_text,
+    scaled,
+    si_prefix,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TEXT_MIN = 22  # a text column (model spec) is folded to no fewer characters than this
+
+
+@dataclass(frozen=True)
+class RunColumn:
+    """One column of the run table: source field, header (with its unit) and formatter."""
+
+    source: str
+    header: str
+    render: Callable[[Any], str] = fmt_number
+    numeric: bool = True
+    prefixed: bool = False  # a decimal prefix (k, M, G) chosen per table, named in the header
+
+    def resolved(self, values: pd.Series) -> RunColumn:
+        """This column with its prefix fixed for these values ('params M')."""
+        if not self.prefixed:
+            return self
+        factor, prefix = si_prefix(values)
+        header = f"{self.header} {prefix}" if prefix else self.header
+        return RunColumn(self.source, header, scaled(factor), self.numeric)
+
+
+RUN_COLUMNS = (
+    RunColumn("model", "model", fmt_text, numeric=False),
+    RunColumn("device", "dev", fmt_text, numeric=False),
+    RunColumn("runtime", "runtime", fmt_text, numeric=False),
+    RunColumn("batch", "b", fmt_int),
+    RunColumn("params", "params", prefixed=True),
+    RunColumn("mult_adds", "mult-adds", prefixed=True),
+    RunColumn("latency_ms_median", "median ms"),
+    RunColumn("throughput", "images/s"),
+    RunColumn("best_val_acc", "val acc %", fmt_accuracy),
+    RunColumn("ref_throughput", "paper"),
+    RunColumn("ref_unit", "paper unit", fmt_text, numeric=False),
+)
+# Left out in this order while the table does not fit the width (the model column stays); the
+# paper's throughput goes with its unit (the guideline tables below show both).
+DROP_ORDER = (
+    ("ref_unit", "ref_throughput"), ("batch",), ("device",), ("params",), ("runtime",),
+    ("best_val_acc",), ("mult_adds",), ("throughput",),
+)  # fmt: skip
+
+
+def table_columns(rows: pd.DataFrame) -> list[RunColumn]:
+    """The run columns that hold a value in these rows (runtime only when it varies)."""
+    columns = [c for c in RUN_COLUMNS if c.source in rows and rows[c.source].notna().any()]
+    if "runtime" in rows and rows["runtime"].nunique() < 2:
+        columns = [c for c in columns if c.source != "runtime"]
+    return [column.resolved(rows[column.source]) for column in columns]
+
+
+def build_table(rows: pd.DataFrame, columns: list[RunColumn], title: str, width: int) -> Table:
+    """A rich table: numbers right-aligned and never wrapped, text broken after commas."""
+    text_width = _text_width(rows, columns, width)
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        if column.numeric:
+            table.add_column(column.header, justify="right", no_wrap=True)
+        else:
+            table.add_column(column.header, overflow="fold", max_width=text_width)
+    for record in rows.to_dict("records"):
+        cells = [column.render(record.get(column.source)) for column in columns]
+        wrapped = [
+            c if col.numeric else break_at_commas(c, text_width)
+            for c, col in zip(cells, columns, strict=True)
+        ]
+        table.add_row(*wrapped)
+    return table
+
+
+def _text_width(rows: pd.DataFrame, columns: list[RunColumn], width: int) -> int:
+    """The widest a text column may be: what the numbers leave, shared by the text columns."""
+    texts = [c for c in columns if not c.numeric]
+    spare = width - needed_width(rows, [c for c in columns if c.numeric]) - 3 * len(texts)
+    return max(TEXT_MIN, spare // max(1, len(texts)))
+
+
+def break_at_commas(text: str, width: int) -> str:
+    """`text` as lines of at most `width` characters, broken after commas where it can be."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=,)", text):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line]) if lines else line
+
+
+def fitted_table(rows: pd.DataFrame, title: str, width: int) -> Table:
+    """The widest table of these rows that fits `width`, dropping columns in DROP_ORDER."""
+    columns = table_columns(rows)
+    dropped: list[str] = []
+    for sources in DROP_ORDER:
+        if needed_width(rows, columns) <= width:
+            break
+        dropped += [c.header for c in columns if c.source in sources]
+        columns = [c for c in columns if c.source not in sources]
+    table = build_table(rows, columns, title, width)
+    if dropped:
+        table.caption = f"left out for the {width}-column width: {', '.join(dropped)}"
+    return table
+
+
+def needed_width(rows: pd.DataFrame, columns: list[RunColumn]) -> int:
+    """Characters the table needs with whole numbers and text folded to at most TEXT_MIN."""
+    total = 1  # the left border; each column adds its padding (2) and a separator (1)
+    for column in columns:
+        cells = [column.header, *(column.render(v) for v in rows[column.source])]
+        longest = max(len(cell) for cell in cells)
+        total += (longest if column.numeric else min(longest, TEXT_MIN)) + 3
+    return total
+
+
+def measured_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows (all rows when the frame has no status column)."""
+    return rows if "status" not in rows else rows[rows["status"] == "ok"]
