@@ -31,7 +31,7 @@ class RoundRule:
     max_rounds: int = 400
     budget_s: float = 20.0
     burst_s: float = 0.01
-    min_burst: int = 3
+    min_burst: int = 1
 
 
 @dataclass(frozen=True)
