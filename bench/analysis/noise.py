@@ -45,6 +45,13 @@ def is_doubtful(row: pd.Series | dict) -> bool:
     return _truthy(row.get("noisy"))
 
 
+def noisy_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows marked noisy (none when the run has no noise columns)."""
+    if "noisy" not in rows.columns or rows.empty:
+        return rows.iloc[0:0]
+    return rows[(rows["status"] == "ok") & rows["noisy"].map(_truthy)]
+
+
 def trust_sentence(rows: pd.DataFrame) -> str | None:
     """'51 timed cases: 12 re-measured (busy machine), 4 noisy: cv 18%, ...' (None: no data)."""
     if "noisy" not in rows.columns:
@@ -54,7 +61,7 @@ def trust_sentence(rows: pd.DataFrame) -> str | None:
         return None
     counts = timed["remeasured"] if "remeasured" in timed else pd.Series(0, index=timed.index)
     remeasured = int((pd.to_numeric(counts, errors="coerce").fillna(0) > 0).sum())
-    noisy = timed[timed["noisy"].map(_truthy)]
+    noisy = noisy_rows(timed)
     budget = int((timed["stop_reason"] == "budget").sum()) if "stop_reason" in timed else 0
     text = (
         f"{len(timed)} timed case(s): {remeasured} re-measured (busy machine), "

@@ -19,7 +19,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from bench.cli.common import CalibrateFlag, DeviceOverride, SuiteArgument, stderr, stdout
+from bench.cli.common import (
+    CalibrateFlag,
+    CpusOption,
+    DeviceOverride,
+    SuiteArgument,
+    pin_to,
+    print_warning,
+    stderr,
+    stdout,
+)
 from bench.core.choices import RuntimeName
 from bench.core.values import is_missing
 
@@ -50,6 +59,8 @@ TABLE_COLUMNS = {  # column -> (header, format)
     "throughput": ("images/s", "{:.1f}"),
     "ref_throughput": ("paper", "{:g}"),
     "ref_unit": ("paper unit", "{}"),
+    "paired_ratio": ("paired", "{:.3f}"),
+    "trust": ("trust", "{}"),
     "error": ("error", "{}"),
 }
 MILLIONS = ("params", "mult_adds")
@@ -65,7 +76,16 @@ ResumeOption = Annotated[
     str | None, typer.Option("--resume", help="Continue a run folder, or 'latest' of this suite.")
 ]
 ShardOption = Annotated[
-    str | None, typer.Option("--shard", help="K/N: run every N-th case from the K-th (0-based).")
+    str | None,
+    typer.Option(
+        "--shard",
+        help="K/N: run every N-th case (or interleaved unit) from the K-th (0-based); auto: "
+        "from a Slurm job array; auto/N: from a Kubernetes Indexed Job of N completions.",
+    ),
+]
+IsolateFlag = Annotated[
+    bool,
+    typer.Option("--isolate", help="Measure each case (or unit) in a fresh child process."),
 ]
 DataOption = Annotated[
     str | None, typer.Option("--data", help="Image folder for the suite's fine-tune cases.")
@@ -132,11 +152,15 @@ def run_command(
     calibrate: CalibrateFlag = True,
     tensorboard: TensorboardOption = None,
     runtime: RuntimesOverride = None,
+    isolate: IsolateFlag = False,
+    cpus: CpusOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
+    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.runs.folder import load_run
     from bench.runs.runner import run_suite
 
+    pinned = pin_to(cpus)
     with progress_bar(progress) as observer:
         run_dir = run_suite(
             suite,
@@ -151,16 +175,24 @@ def run_command(
             tensorboard=tensorboard,
             observer=observer,
             runtimes=[r.value for r in runtime] if runtime else None,
+            isolate=isolate,
+            cpus=pinned,
         )
     run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
+    sentence = trust_sentence(run.rows)
+    if sentence and len(noisy_rows(run.rows)):
+        print_warning(f"some numbers cannot be trusted: {sentence}")
     stderr.print(f"run folder: {run_dir}", highlight=False)
 
 
 def print_run(rows: pd.DataFrame, title: str) -> None:
     """The results table and, for guideline rows, the comparison with the paper."""
     from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
+    from bench.analysis.noise import row_mark, trust_sentence
 
+    marks = rows.apply(row_mark, axis=1) if len(rows) else None
+    rows = rows.assign(trust=marks.where(marks != "", None)) if marks is not None else rows
     stdout.print(results_table(rows, title))
     if "note" in rows.columns:
         notes = rows.dropna(subset=["note"]).drop_duplicates(subset=["model", "note"])
@@ -172,6 +204,9 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
             stdout.print(summary_table(summary))
     for sentence in guideline_verdicts(summaries):
         stdout.print(sentence, highlight=False)
+    trust = trust_sentence(rows)
+    if trust:
+        stdout.print(f"trust: {trust}", highlight=False)
 
 
 def _cell(value: object, pattern: str) -> str:
@@ -211,6 +246,8 @@ def summary_table(summary: GuidelineSummary) -> Table:
         f"{'n/a' if ratio_ours is None else f'{ratio_ours:.2f}'}, paper "
         f"{'n/a' if ratio_paper is None else f'{ratio_paper:.2f}'}\n{summary.sentence}"
     )
+    if summary.paired:
+        caption = f"ours norm: paired by interleaved round\n{caption}"
     unit = summary.table["unit"].iloc[0]
     title = f"{summary.guideline} {summary.column} on {summary.place} ({unit})"
     table = Table(title=title, caption=caption)
@@ -219,7 +256,8 @@ def summary_table(summary: GuidelineSummary) -> Table:
         table.add_column(header, justify="left" if config else "right", no_wrap=config)
     for _, row in summary.table.iterrows():
         cells = [_cell(row[k], "{:.2f}") for k in ("ours", "paper", "ours_norm", "paper_norm")]
-        table.add_row(str(row["config"]), *cells)
+        config = str(row["config"]) + (" (noisy)" if row.get("doubtful") else "")
+        table.add_row(config, *cells)
     return table
 
 
