@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -11,18 +11,24 @@ from rich.table import Table
 from bench.cli.common import (
     BatchOption,
     CalibrateFlag,
+    CpusOption,
     DeviceOption,
     DtypeOption,
     InputOption,
     JsonFlag,
     SpecArgument,
     ThreadsOption,
+    pin_to,
     print_json,
+    print_warning,
     stdout,
 )
 from bench.cli.precheck import check_model_arguments
 from bench.core.choices import Device, Dtype, Mode, RuntimeName
 from bench.core.values import human_bytes
+
+if TYPE_CHECKING:
+    from bench.measure.contention import Contention
 
 ChannelsLastFlag = Annotated[
     bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
@@ -53,31 +59,53 @@ def time_command(
     budget: BudgetOption = 10.0,
     runtime: RuntimeOption = RuntimeName.eager,
     json_output: JsonFlag = False,
+    cpus: CpusOption = None,
 ) -> None:
     """Time one model: median/percentile latency (ms), throughput (images/s), raw samples."""
     shape = check_model_arguments(spec, input)
     from bench.core.options import parse_dtype
+    from bench.measure.contention import ContentionProbe
     from bench.measure.timing import measure_latency
     from bench.runtimes import describe_runtimes
 
-    result = measure_latency(
-        spec,
-        input_shape=shape,
-        batch=batch,
-        device=device.value,
-        threads=threads,
-        dtype=parse_dtype(dtype.value),
-        channels_last=channels_last,
-        compile=compile,
-        mode=mode.value,
-        budget_s=budget,
-        runtime=runtime.value,
-    )
+    pin_to(cpus)
+    with ContentionProbe() as probe:
+        result = measure_latency(
+            spec,
+            input_shape=shape,
+            batch=batch,
+            device=device.value,
+            threads=threads,
+            dtype=parse_dtype(dtype.value),
+            channels_last=channels_last,
+            compile=compile,
+            mode=mode.value,
+            budget_s=budget,
+            runtime=runtime.value,
+        )
+    reasons = untrusted(result.to_dict(), probe.result)
     if json_output:
         described = describe_runtimes([result.runtime])[result.runtime]
-        print_json({"spec": spec, **result.to_dict(), "runtime_versions": described})
+        extra = {"runtime_versions": described, "noise": reasons}
+        if probe.result is not None:
+            extra.update(probe.result.as_row())
+        print_json({"spec": spec, **result.to_dict(), **extra})
     else:
         stdout.print(latency_table(spec, result.to_dict()))
+    if reasons:
+        print_warning(
+            f"this number cannot be trusted ({'; '.join(reasons)}); measure again on a "
+            "quieter machine, pin it with --cpus, or give it a longer --budget"
+        )
+
+
+def untrusted(data: dict, found: Contention | None) -> list[str]:
+    """Why a `bench time` result cannot be trusted ([] when it can)."""
+    from bench.measure.contention import is_contended
+    from bench.measure.trust import noise_reasons
+
+    busy = found.contention if found is not None and is_contended(found) else None
+    return noise_reasons(data["cv"], data["stop_reason"], data["rel_halfwidth"], None, busy)
 
 
 def latency_table(spec: str, data: dict) -> Table:

@@ -76,6 +76,7 @@ class Case:
     mode: str
     kind: str = "measure"
     runtime: str = "eager"
+    interleave: bool = False
     note: str = ""
     ref: tuple[tuple[str, Any], ...] = ()
     train: tuple[tuple[str, Any], ...] = ()
@@ -127,6 +128,7 @@ def _case_dict(case: Case) -> dict[str, Any]:
     """One expanded case as plain data."""
     data = case.base_row()
     data.update(budget_s=case.budget_s, metrics=list(case.metrics), kind=case.kind)
+    data["interleave"] = case.interleave
     if case.train:
         data["train"] = dict(case.train)
     return {k: v for k, v in data.items() if v is not None}
@@ -314,6 +316,7 @@ def make_case(
         metrics=tuple(run["metrics"]),
         channels_last=run["channels_last"],
         mode=run["mode"],
+        interleave=bool(run["interleave"]),
         note=note,
         ref=tuple(ref.items()),
         **common,
