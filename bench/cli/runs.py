@@ -20,10 +20,12 @@ from rich.table import Table
 
 from bench.cli.common import (
     CalibrateFlag,
-<<<<<<< HEAD
+    CpusOption,
     DeviceOverride,
     SuiteArgument,
     output_width,
+    pin_to,
+    print_warning,
     stderr,
     stdout,
 )
@@ -37,18 +39,6 @@ from bench.cli.run_outcome import (
 from bench.cli.tables import fitted_table, measured_rows
 from bench.core.choices import ModelSource, RuntimeName
 from bench.report.format import fmt_number, reason_lines
-=======
-    CpusOption,
-    DeviceOverride,
-    SuiteArgument,
-    pin_to,
-    print_warning,
-    stderr,
-    stdout,
-)
-from bench.core.choices import RuntimeName
-from bench.core.values import is_missing
->>>>>>> issue-17
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,27 +56,6 @@ class ListKind(StrEnum):
     suites = "suites"
 
 
-<<<<<<< HEAD
-=======
-TABLE_COLUMNS = {  # column -> (header, format)
-    "model": ("model", "{}"),
-    "device": ("dev", "{}"),
-    "runtime": ("runtime", "{}"),
-    "batch": ("b", "{}"),
-    "status": ("status", "{}"),
-    "params": ("params M", "{:.3g}"),
-    "mult_adds": ("mult-adds M", "{:.4g}"),
-    "latency_ms_median": ("median ms", "{:.3f}"),
-    "throughput": ("images/s", "{:.1f}"),
-    "ref_throughput": ("paper", "{:g}"),
-    "ref_unit": ("paper unit", "{}"),
-    "paired_ratio": ("paired", "{:.3f}"),
-    "trust": ("trust", "{}"),
-    "error": ("error", "{}"),
-}
-MILLIONS = ("params", "mult_adds")
-
->>>>>>> issue-17
 RunOutOption = Annotated[
     Path | None, typer.Option("--out", help="Run folder (default results/<suite>/<time>-<commit>).")
 ]
@@ -182,7 +151,7 @@ def run_command(
     cpus: CpusOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
-<<<<<<< HEAD
+    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.runs.suite import resolve_suite_path
 
     resolve_suite_path(suite)  # a wrong name is answered before the runner loads
@@ -190,6 +159,7 @@ def run_command(
     from bench.runs.runner import run_suite
 
     runtimes = [r.value for r in runtime] if runtime else None
+    pinned = pin_to(cpus)
     watcher = RunWatcher()
     try:
         with progress_bar(progress) as watcher.bar:
@@ -206,39 +176,17 @@ def run_command(
                 tensorboard=tensorboard,
                 observer=watcher,
                 runtimes=runtimes,
+                isolate=isolate,
+                cpus=pinned,
             )
     except KeyboardInterrupt:
         if watcher.run_dir is None:
             raise
         selection = {"--device": device and device.value, "--filter": filter, "--quick": quick}
         selection.update({"--shard": shard, "--data": data, "--tensorboard": tensorboard})
-        selection["--runtime"] = runtimes
+        selection.update({"--runtime": runtimes, "--isolate": isolate, "--cpus": cpus})
         stderr.print(interrupted_message(suite, watcher.run_dir, selection), highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-=======
-    from bench.analysis.noise import noisy_rows, trust_sentence
-    from bench.runs.folder import load_run
-    from bench.runs.runner import run_suite
-
-    pinned = pin_to(cpus)
-    with progress_bar(progress) as observer:
-        run_dir = run_suite(
-            suite,
-            out,
-            device.value if device else None,
-            filter,
-            quick,
-            resume,
-            shard,
-            data,
-            calibrate,
-            tensorboard=tensorboard,
-            observer=observer,
-            runtimes=[r.value for r in runtime] if runtime else None,
-            isolate=isolate,
-            cpus=pinned,
-        )
->>>>>>> issue-17
     run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
     sentence = trust_sentence(run.rows)
@@ -253,19 +201,15 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
     from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
     from bench.analysis.noise import row_mark, trust_sentence
 
-<<<<<<< HEAD
     width = output_width()
+    marks = rows.apply(row_mark, axis=1) if len(rows) else None
+    rows = rows.assign(trust=marks.where(marks != "", None)) if marks is not None else rows
     measured = measured_rows(rows)
     if measured.empty:
         stdout.print(f"{title}: no measured (ok) rows", highlight=False, width=width)
     else:
         stdout.print(fitted_table(measured, title, width), width=width)
     lines = [line for status in ("error", "skipped") for line in reason_lines(rows, status)]
-=======
-    marks = rows.apply(row_mark, axis=1) if len(rows) else None
-    rows = rows.assign(trust=marks.where(marks != "", None)) if marks is not None else rows
-    stdout.print(results_table(rows, title))
->>>>>>> issue-17
     if "note" in rows.columns:
         notes = rows.dropna(subset=["note"]).drop_duplicates(subset=["model", "note"])
         lines += [f"note: {row['model']}: {row['note']}" for _, row in notes.iterrows()]
@@ -276,42 +220,10 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
         if summary.table["ours"].notna().any():
             stdout.print(summary_table(summary), width=width)
     for sentence in guideline_verdicts(summaries):
-<<<<<<< HEAD
         stdout.print(sentence, highlight=False, width=width)
-=======
-        stdout.print(sentence, highlight=False)
     trust = trust_sentence(rows)
     if trust:
-        stdout.print(f"trust: {trust}", highlight=False)
-
-
-def _cell(value: object, pattern: str) -> str:
-    """One table cell ('' for missing values)."""
-    if value is None or (not isinstance(value, str) and is_missing(value)):
-        return ""
-    try:
-        return pattern.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
-def results_table(rows: pd.DataFrame, title: str) -> Table:
-    """A rich table of a run's main columns (those with any value)."""
-    columns = [c for c in TABLE_COLUMNS if c in rows.columns and rows[c].notna().any()]
-    if "runtime" in columns and rows["runtime"].nunique() < 2:
-        columns.remove("runtime")  # a column only when the run holds several runtimes
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(TABLE_COLUMNS[column][0], overflow="fold")
-    for _, row in rows.iterrows():
-        values = [
-            row[c] / 1e6 if c in MILLIONS and not is_missing(row[c]) else row[c] for c in columns
-        ]
-        table.add_row(
-            *(_cell(v, TABLE_COLUMNS[c][1]) for c, v in zip(columns, values, strict=True))
-        )
-    return table
->>>>>>> issue-17
+        stdout.print(f"trust: {trust}", highlight=False, width=width)
 
 
 def summary_table(summary: GuidelineSummary) -> Table:
@@ -332,14 +244,9 @@ def summary_table(summary: GuidelineSummary) -> Table:
         config = header == "config"
         table.add_column(header, justify="left" if config else "right", no_wrap=True)
     for _, row in summary.table.iterrows():
-<<<<<<< HEAD
         cells = [fmt_number(row[k]) for k in ("ours", "paper", "ours_norm", "paper_norm")]
-        table.add_row(str(row["config"]), *cells)
-=======
-        cells = [_cell(row[k], "{:.2f}") for k in ("ours", "paper", "ours_norm", "paper_norm")]
         config = str(row["config"]) + (" (noisy)" if row.get("doubtful") else "")
         table.add_row(config, *cells)
->>>>>>> issue-17
     return table
 
 

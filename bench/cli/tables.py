@@ -61,12 +61,14 @@ RUN_COLUMNS = (
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
     RunColumn("ref_throughput", "paper"),
     RunColumn("ref_unit", "paper unit", fmt_text, numeric=False),
+    RunColumn("paired_ratio", "paired"),  # ratio to the group's first row, paired by round
+    RunColumn("trust", "trust", fmt_text, numeric=False),  # why a row is noisy ('' when not)
 )
 # Left out in this order while the table does not fit the width (the model column stays); the
 # paper's throughput goes with its unit (the guideline tables below show both).
 DROP_ORDER = (
-    ("ref_unit", "ref_throughput"), ("batch",), ("device",), ("params",), ("runtime",),
-    ("best_val_acc",), ("mult_adds",), ("throughput",),
+    ("ref_unit", "ref_throughput"), ("paired_ratio",), ("batch",), ("device",), ("params",),
+    ("runtime",), ("best_val_acc",), ("mult_adds",), ("throughput",),
 )  # fmt: skip
 
 

@@ -13,7 +13,6 @@ it stays on disk. The measurement function is injectable so tests can use tiny f
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,13 +29,11 @@ from bench.core.io import DiskFullError, remove_temp_files, write_json, write_ya
 from bench.core.options import parse_dtype, pin_cpus
 from bench.measure.contention import CONTENTION_LIMIT, ContentionProbe
 from bench.measure.counting import count
-from bench.measure.env import collect_env, git_commit
+from bench.measure.env import collect_env
 from bench.measure.interleaved import measure_interleaved
 from bench.measure.timing import measure_latency
 from bench.runs.folder import (
-    check_format_version,
     incomplete_cases,
-    latest_run,
     read_epochs,
     read_json,
     read_rows,
@@ -47,6 +44,7 @@ from bench.runs.folder import (
     write_samples,
 )
 from bench.runs.isolate import run_isolated
+from bench.runs.locations import default_run_dir, resume_dir
 from bench.runs.lock import run_folder_lock
 from bench.runs.schema import (
     ENV_JSON,
@@ -71,7 +69,6 @@ from bench.train.loop import finetune
 from bench.train.options import parse_train_options
 from bench.train.state import discard_train_state
 
-RESULTS_DIR = Path("results")
 QUICK_BUDGET_S = 0.3
 
 
@@ -315,38 +312,6 @@ class RunState:
         self.incomplete.pop(cid, None)
 
 
-def default_run_dir(suite: str, shard: tuple[int, int] | None, root: Path = RESULTS_DIR) -> Path:
-    """results/<suite>/<UTC timestamp>-<commit8>[-shardKofN], made unique if taken."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    name = f"{stamp}-{git_commit()[:8]}" + (f"-shard{shard[0]}of{shard[1]}" if shard else "")
-    path, n = root / suite / name, 2
-    while path.exists():
-        path, n = root / suite / f"{name}-{n}", n + 1
-    return path
-
-
-def latest_run_dir(suite: str, root: Path = RESULTS_DIR) -> Path:
-    """The newest run folder of a suite under results/ (BenchError if there is none)."""
-    if not any((p / ENV_JSON).is_file() for p in (root / suite).glob("*")):
-        raise BenchError(f"--resume latest: no run of suite {suite!r} under {root / suite}")
-    return latest_run(root / suite)
-
-
-def resume_dir(suite: Suite, resume: str | Path) -> Path:
-    """The run folder to resume ('latest' or a path), checked to be a run of this suite."""
-    run_dir = latest_run_dir(suite.name) if str(resume) == "latest" else Path(resume)
-    env = read_json(run_dir / ENV_JSON)
-    if not env:
-        raise BenchError(f"--resume {str(run_dir)!r}: not a run folder (no {ENV_JSON})")
-    check_format_version(run_dir / ENV_JSON, env)
-    if env.get("suite") != suite.name:
-        raise BenchError(
-            f"--resume {str(run_dir)!r}: that is a run of suite {env.get('suite')!r}, "
-            f"not {suite.name!r}"
-        )
-    return run_dir
-
-
 def start_run(
     run_dir: Path, suite: Suite, cases: list[Case], calibrate: bool, meta: dict[str, Any]
 ) -> dict:
@@ -453,7 +418,9 @@ def measure_pending(
         units = [[case] for unit in units for case in unit]
     pending = [u for u in units if any(c.case_id not in finished for c in u)]
     if observer is not None:
-        observer.started(ctx.run_dir, sum(len(u) for u in pending), len(cases))
+        cuda = torch.cuda.is_available()
+        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for u in pending for c in u}
+        observer.started(ctx.run_dir, sum(len(u) for u in pending), len(cases), plans)
     for unit in pending:
         base = env_row(env)
         try:
@@ -489,25 +456,7 @@ def record_case(
     if case.kind == "finetune" and measured.row.get("status") == "ok":
         discard_train_state(ctx.run_dir, case.model)  # its row is on disk now
     if observer is not None:
-<<<<<<< HEAD
-        cuda = torch.cuda.is_available()
-        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for c in pending}
-        observer.started(ctx.run_dir, len(pending), len(cases), plans)
-    for case in pending:
-        base = env_row(env)
-        try:
-            measured = run_case(case, ctx, measure, base)
-        except DiskFullError as exc:  # keep the case's error row if a row still fits
-            state.record(case, error_measurement({**case.base_row(), **base}, exc))
-            raise
-        state.record(case, measured)
-        if case.kind == "finetune" and measured.row.get("status") == "ok":
-            discard_train_state(ctx.run_dir, case.model)  # its row is on disk now
-        if observer is not None:
-            observer.case_done(case, measured.row)
-=======
         observer.case_done(case, measured.row)
->>>>>>> issue-17
 
 
 def run_meta(
