@@ -25,6 +25,8 @@ from bench.measure.op_matching import CountedOp, MatchedRow, OpNode, ProfiledOp,
 from bench.measure.profile import median_rows, profile_model
 from bench.measure.rules import resolve_rules
 from bench.measure.torch_profile import profile_forward
+from bench.runs.folder import load_run
+from bench.runs.runner import run_suite
 
 FAST = dict(iterations=3, warmup=1, latency_budget_s=0.2, threads=1)
 
@@ -230,3 +232,31 @@ def test_cli_table_and_a_bad_runtime_in_one_line() -> None:
     bad = CliRunner().invoke(app, ["profile", "g1:c1=8,c2=8", "--runtime", "aoti"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     assert "choose one of eager" in " ".join(bad.stderr.split())
+
+
+SUITE = """\
+name: prof
+defaults: {threads: 1, budget_s: 0.2, metrics: [count, profile]}
+cases:
+  - name: blocks
+    models: ["g1:c1=8,c2=8,blocks=1,size=8", "g3:c=8,fragments=2,layout=parallel,blocks=1,size=8"]
+  - name: compiled
+    runtimes: [compile]
+    models: ["g1:c1=8,c2=8,blocks=1,size=8"]
+"""
+
+
+def test_suite_metric_profile_adds_category_share_columns(tmp_path) -> None:
+    suite = tmp_path / "prof.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    run_dir = run_suite(suite, out=tmp_path / "run", calibrate=False, quick=True)
+    rows = load_run(run_dir).rows.set_index("case")
+    assert set(rows["status"]) == {"ok"}, rows["error"].tolist()
+    eager = rows[rows["runtime"] == "eager"]
+    shares = eager[[f"time_share_{c}" for c in CATEGORIES]].sum(axis=1)
+    assert shares.round(6).tolist() == [1.0, 1.0]
+    assert eager["mult_adds_share_conv"].round(6).tolist() == [1.0, 1.0]
+    top = json.loads(eager["profile_top_layers"].iloc[0])
+    assert top[0]["op"] == "aten::convolution" and top[0]["mult_adds"] > 0
+    compiled = rows[rows["runtime"] == "compile"].iloc[0]
+    assert "not profiled per op" in compiled["profile_note"]

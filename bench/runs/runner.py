@@ -29,6 +29,7 @@ from bench.core.io import DiskFullError, remove_temp_files, write_json, write_ya
 from bench.core.options import parse_dtype
 from bench.measure.counting import count
 from bench.measure.env import collect_env, git_commit
+from bench.measure.profile import PROFILED_RUNTIMES, profile_model
 from bench.measure.timing import measure_latency
 from bench.runs.folder import (
     check_format_version,
@@ -51,6 +52,7 @@ from bench.runs.schema import (
     count_row,
     env_row,
     latency_row,
+    profile_row,
 )
 from bench.runs.suite import (
     Case,
@@ -129,6 +131,18 @@ def latency_columns(case: Case, quick: bool) -> tuple[dict[str, Any], list[float
     return latency_row(result), list(result.samples_ms)
 
 
+def profile_columns(case: Case, quick: bool) -> dict[str, Any]:
+    """Category time shares beside mult-adds and MAC shares (`metrics: [..., profile]`)."""
+    if case.runtime not in PROFILED_RUNTIMES or case.mode != "infer":
+        return {"profile_note": f"not profiled per op: runtime {case.runtime}, mode {case.mode}"}
+    result = profile_model(
+        case.model, input_shape=case.input, batch=case.batch, device=case.device,
+        threads=case.threads, dtype=parse_dtype(case.dtype), runtime=case.runtime,
+        iterations=3 if quick else 20, latency_budget_s=min(case_budget(case, quick), 2.0),
+    )  # fmt: skip
+    return profile_row(result)
+
+
 def measure_case(case: Case, ctx: RunContext) -> Measurement:
     """The real measurement: counts and latency, or a fine-tune plus both."""
     row: dict[str, Any] = {}
@@ -141,6 +155,8 @@ def measure_case(case: Case, ctx: RunContext) -> Measurement:
     if "latency" in case.metrics:
         timing, samples = latency_columns(case, ctx.quick)
         row.update(timing)
+    if "profile" in case.metrics:
+        row.update(profile_columns(case, ctx.quick))
     return Measurement(row, samples, epochs)
 
 
