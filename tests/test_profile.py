@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import pytest
 import torch
@@ -21,12 +22,21 @@ from bench.measure.categories import (
     op_category,
 )
 from bench.measure.counting import record_forward
+from bench.measure.node_profile import (
+    ExportedGraph,
+    fused_counts,
+    ort_absorbed,
+    ort_conv_kind,
+    step_rows,
+)
 from bench.measure.op_matching import CountedOp, MatchedRow, OpNode, ProfiledOp, match_ops
 from bench.measure.profile import median_rows, profile_model
 from bench.measure.rules import resolve_rules
 from bench.measure.torch_profile import profile_forward
 from bench.runs.folder import load_run
 from bench.runs.runner import run_suite
+from bench.runtimes.base import NodeTiming
+from bench.runtimes.onnxruntime_rt import split_runs
 
 FAST = dict(iterations=3, warmup=1, latency_budget_s=0.2, threads=1)
 
@@ -210,6 +220,8 @@ def test_shufflenet_v2_spends_time_moving_data() -> None:
 def test_unknown_runtime_and_bad_iterations_are_refused() -> None:
     with pytest.raises(BenchError, match="choose one of eager"):
         profile_model(Known(), runtime="aoti")
+    with pytest.raises(BenchError, match="onnxruntime, openvino"):
+        profile_model(Known(), runtime="compile")
     with pytest.raises(BenchError, match="iterations must be >= 1"):
         profile_model(Known(), iterations=0)
 
@@ -260,3 +272,54 @@ def test_suite_metric_profile_adds_category_share_columns(tmp_path) -> None:
     assert top[0]["op"] == "aten::convolution" and top[0]["mult_adds"] > 0
     compiled = rows[rows["runtime"] == "compile"].iloc[0]
     assert "not profiled per op" in compiled["profile_note"]
+
+
+def test_ort_profile_events_split_into_runs_with_their_kernels() -> None:
+    events = [
+        {"cat": "Session", "name": "model_run", "ts": 0, "dur": 100},
+        {"cat": "Node", "name": "relu_nchwc_kernel_time", "ts": 10, "dur": 30,
+         "args": {"op_name": "Conv", "input_type_shape": [{"float": [1, 8, 4, 4]},
+                                                         {"float": [8, 1, 3, 3]}]}},
+        {"cat": "Node", "name": "relu_nchwc_fence_before", "ts": 9, "dur": 0, "args": {}},
+        {"cat": "Session", "name": "model_run", "ts": 200, "dur": 50},
+        {"cat": "Node", "name": "node_cat_kernel_time", "ts": 210, "dur": 5,
+         "args": {"op_name": "Concat"}},
+    ]  # fmt: skip
+    first, second = split_runs(events)
+    assert [(n.name, n.op_type, n.time_us) for n in first] == [("relu_nchwc", "Conv", 30.0)]
+    assert [n.name for n in second] == ["node_cat"]
+    assert ort_conv_kind(first[0]) == "depthwise"
+    graph = ExportedGraph({"node_relu": "Relu"}, {"relu": "Relu"}, Counter(Relu=1, Conv=1))
+    assert ort_absorbed(first[0], graph) == "Relu"
+    assert ort_absorbed(second[0], graph) == ""  # only convs and matmuls absorb
+    assert fused_counts("onnxruntime", first, graph) == {"Relu": 1}
+
+
+def test_openvino_nodes_not_run_are_shown_fused_into_the_node_before() -> None:
+    step = [
+        NodeTiming("x", "Parameter", 0.0, executed=False),
+        NodeTiming("conv", "GroupConvolution", 12.0, detail={"exec_type": "brgconv_dw_f32"}),
+        NodeTiming("relu", "Relu", 0.0, executed=False),
+        NodeTiming("cat", "Concat", 3.0),
+    ]
+    rows = step_rows("openvino", step, ExportedGraph({}, {}, Counter()))
+    assert rows == [
+        ("conv", "openvino::GroupConvolution", 12.0, "Relu", "depthwise"),
+        ("cat", "openvino::Concat", 3.0, "", ""),
+    ]
+    assert fused_counts("openvino", step, ExportedGraph({}, {}, Counter())) == {"Relu": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_runtime_profilers_give_nodes_in_the_same_categories(runtime: str) -> None:
+    result = profile_model("shufflenet_v2_x0_5", input_shape="3x32x32", runtime=runtime, **FAST)
+    nodes = result.layers[result.layers["op"].str.startswith(f"{runtime}::")]
+    assert len(nodes) > 10 and nodes["time_ms"].sum() == pytest.approx(result.total_profiled_ms)
+    assert {"conv", "data", "pooling", "linear"} <= set(nodes["category"])
+    counted = result.layers[result.layers["op"] == "aten::convolution"]["mult_adds"].sum()
+    conv_share = counted / result.layers["mult_adds"].sum()  # counted on PyTorch's graph
+    assert result.categories["conv"]["mult_adds_share"] == pytest.approx(conv_share)
+    assert (nodes["mult_adds"] == 0).all()
+    assert sum(v["time_share"] for v in result.categories.values()) == pytest.approx(1.0)
+    assert result.fused_ops.get("Relu", 0) > 0 and (nodes["fused"] == "Relu").any()

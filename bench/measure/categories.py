@@ -54,6 +54,28 @@ _OTHER = (
     "full_like", "fill_", "zero_", "_softmax", "softmax", "_log_softmax", "log_softmax",
 )  # fmt: skip
 
+# Node types of the runtimes' own profilers (ONNX Runtime: ONNX and contrib ops, its layout
+# reorders; OpenVINO CPU: its operation set and plugin nodes), spelled `onnxruntime::Conv`.
+_NODE_TYPES = {
+    "conv": ("Conv", "FusedConv", "NchwcConv", "ConvTranspose", "QLinearConv", "Convolution",
+             "GroupConvolution", "ConvolutionBackpropData"),
+    "elementwise": ("Relu", "Clip", "Add", "Sub", "Mul", "Div", "Sigmoid", "HardSigmoid",
+                    "HardSwish", "Tanh", "LeakyRelu", "Gelu", "BiasGelu", "FastGelu", "Eltwise",
+                    "Multiply", "Subtract", "Divide", "Clamp", "Swish", "Mish", "Exp", "Sqrt"),
+    "data": ("Reshape", "Transpose", "Concat", "Split", "VariadicSplit", "Slice",
+             "StridedSlice", "Gather", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Pad",
+             "ShuffleChannels", "Reorder", "ReorderInput", "ReorderOutput", "DepthToSpace",
+             "SpaceToDepth", "Expand", "Tile", "Cast", "Convert", "Copy", "MemcpyToHost",
+             "MemcpyFromHost"),
+    "pooling": ("MaxPool", "AveragePool", "AvgPool", "GlobalAveragePool", "GlobalMaxPool",
+                "NchwcMaxPool", "NchwcAveragePool", "NchwcGlobalAveragePool", "ReduceMean",
+                "ReduceSum", "ReduceMax", "Pooling", "Reduce"),
+    "normalization": ("BatchNormalization", "LayerNormalization", "InstanceNormalization",
+                      "GroupNormalization", "MVN", "NormalizeL2"),
+    "linear": ("Gemm", "MatMul", "FullyConnected", "FusedMatMul"),
+    "other": ("Softmax", "LogSoftmax", "Parameter", "Result", "Constant", "Input", "Output"),
+}  # fmt: skip
+
 OP_CATEGORIES: dict[str, str] = {
     f"aten::{name}": category
     for category, names in (
@@ -67,6 +89,14 @@ OP_CATEGORIES: dict[str, str] = {
     )
     for name in names
 }
+OP_CATEGORIES.update(
+    {
+        f"{runtime}::{node_type}": category
+        for category, node_types in _NODE_TYPES.items()
+        for node_type in node_types
+        for runtime in ("onnxruntime", "openvino")
+    }
+)
 
 
 def profiler_name(op: str) -> str:

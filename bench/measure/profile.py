@@ -29,8 +29,15 @@ from bench.core.options import (
     parse_dtype,
     resolve_device,
 )
-from bench.measure.categories import CATEGORIES, conv_kind, is_known_op, op_category
+from bench.measure.categories import (
+    CATEGORIES,
+    conv_kind,
+    is_known_op,
+    op_category,
+    profiler_name,
+)
 from bench.measure.counting import OpRecord, record_forward
+from bench.measure.node_profile import NODE_PROFILED_RUNTIMES, NodeProfile, profile_nodes
 from bench.measure.op_matching import CountedOp, MatchedRow, match_ops
 from bench.measure.rules import resolve_rules
 from bench.measure.timing import measure_latency
@@ -41,7 +48,7 @@ LAYER_COLUMNS = [
     "mult_adds", "mac_bytes", "mult_adds_share", "mac_share", "gflops_per_s", "gb_per_s",
 ]  # fmt: skip
 SHARES = ("time_share", "mult_adds_share", "mac_share")
-PROFILED_RUNTIMES = ("eager",)
+PROFILED_RUNTIMES = ("eager", *NODE_PROFILED_RUNTIMES)
 
 
 @dataclass
@@ -63,6 +70,7 @@ class ProfileResult:
     unknown_ops: list[str]
     unmatched_counted: int
     unmatched_profiled: int
+    fused_ops: dict[str, int] = field(default_factory=dict)
     layers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LAYER_COLUMNS))
 
     @property
@@ -91,6 +99,7 @@ class TimedRows:
     rows: list[MatchedRow]
     time_ms: list[float]
     fused: list[str]
+    conv_kinds: list[str | None]  # None: from the row's module (PyTorch rows)
 
 
 def median_rows(per_iteration: list[list[MatchedRow]]) -> TimedRows:
@@ -107,7 +116,7 @@ def median_rows(per_iteration: list[list[MatchedRow]]) -> TimedRows:
             keyed[key].append(row.time_us)
     n = len(per_iteration)
     times = [statistics.median(v + [0.0] * (n - len(v))) / 1000.0 for v in keyed.values()]
-    return TimedRows([first[k] for k in keyed], times, [""] * len(times))
+    return TimedRows([first[k] for k in keyed], times, [""] * len(times), [None] * len(times))
 
 
 def _conv_kind_of(model: nn.Module, module: str, category: str) -> str:
@@ -124,15 +133,17 @@ def _conv_kind_of(model: nn.Module, module: str, category: str) -> str:
 def layer_table(model: nn.Module, records: list[OpRecord], timed: TimedRows) -> pd.DataFrame:
     """The joined per-layer table: time, counted cost, their shares and achieved rates."""
     rows = []
-    for row, time_ms, fused in zip(timed.rows, timed.time_ms, timed.fused, strict=True):
+    columns = (timed.rows, timed.time_ms, timed.fused, timed.conv_kinds)
+    for row, time_ms, fused, kind in zip(*columns, strict=True):
         record = records[row.index] if row.index is not None else None
         category = op_category(row.op)
+        kind = _conv_kind_of(model, row.module, category) if kind is None else kind
         rows.append(
             {
                 "module": row.module,
                 "op": row.op,
                 "category": category,
-                "conv_kind": _conv_kind_of(model, row.module, category),
+                "conv_kind": kind,
                 "matched": row.matched,
                 "fused": fused,
                 "time_ms": time_ms,
@@ -190,17 +201,33 @@ def _counted(records: list[OpRecord]) -> list[CountedOp]:
     return [CountedOp(r.module, r.op) for r in records]
 
 
+def node_timed_rows(nodes: NodeProfile, records: list[OpRecord]) -> TimedRows:
+    """A runtime's timed nodes, then the counted ops with no time (their mult-adds and MAC)."""
+    rows = [MatchedRow(r.name, r.op, None, r.time_ms * 1000.0, False) for r in nodes.rows]
+    rows += [
+        MatchedRow(r.module, profiler_name(r.op), i, 0.0, False) for i, r in enumerate(records)
+    ]
+    blank = [0.0] * len(records)
+    return TimedRows(
+        rows,
+        [r.time_ms for r in nodes.rows] + blank,
+        [r.fused for r in nodes.rows] + [""] * len(records),
+        [r.conv_kind for r in nodes.rows] + [None] * len(records),
+    )
+
+
 def _profiled_rows(
     model: nn.Module, records: list[OpRecord], inputs: torch.Tensor, setup: dict[str, Any]
-) -> tuple[TimedRows, float]:
+) -> tuple[TimedRows, float, dict[str, int]]:
     """Median rows and the median profiled iteration wall time (ms) for the runtime."""
     iterations, warmup = setup["iterations"], setup["warmup"]
     if setup["runtime"] == "eager":
         profiled = profile_forward(model, inputs, setup["device"], iterations, warmup)
         per_iteration = [match_ops(_counted(records), it.ops) for it in profiled]
         wall_ms = statistics.median(it.wall_us for it in profiled) / 1000.0
-        return median_rows(per_iteration), wall_ms
-    raise BenchError(f"runtime {setup['runtime']!r} cannot be profiled per op")
+        return median_rows(per_iteration), wall_ms, {}
+    nodes = profile_nodes(model, inputs, setup["runtime"], setup["threads"], iterations, warmup)
+    return node_timed_rows(nodes, records), nodes.wall_ms, nodes.fused_ops
 
 
 def profile_model(
@@ -226,7 +253,7 @@ def profile_model(
         model = model.to(device=device, dtype=dtype).eval()
         inputs = torch.randn(batch, *shape, device=device).to(dtype)
         setup = dict(runtime=runtime, device=device, threads=n_threads)
-        timed, wall_ms = _profiled_rows(
+        timed, wall_ms, fused_ops = _profiled_rows(
             model, records, inputs, setup | dict(iterations=iterations, warmup=warmup)
         )
         latency = measure_latency(
@@ -241,7 +268,9 @@ def profile_model(
         profiled_wall_ms=wall_ms, latency_median_ms=latency.median_ms,
         categories=category_table(layers),
         unknown_ops=sorted({op for op in layers["op"] if not is_known_op(op)}),
-        unmatched_counted=sum(r.index is not None and not r.matched for r in timed.rows),
-        unmatched_profiled=sum(r.index is None for r in timed.rows),
+        unmatched_counted=sum(r.index is not None and not r.matched for r in timed.rows)
+        if runtime == "eager" else 0,
+        unmatched_profiled=sum(r.index is None for r in timed.rows) if runtime == "eager" else 0,
+        fused_ops=fused_ops,
         layers=layers,
     )  # fmt: skip
