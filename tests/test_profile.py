@@ -33,6 +33,7 @@ from bench.measure.op_matching import CountedOp, MatchedRow, OpNode, ProfiledOp,
 from bench.measure.profile import median_rows, profile_model
 from bench.measure.rules import resolve_rules
 from bench.measure.torch_profile import profile_forward
+from bench.report.document import write_report
 from bench.runs.folder import load_run
 from bench.runs.runner import run_suite
 from bench.runtimes.base import NodeTiming
@@ -272,6 +273,11 @@ def test_suite_metric_profile_adds_category_share_columns(tmp_path) -> None:
     assert top[0]["op"] == "aten::convolution" and top[0]["mult_adds"] > 0
     compiled = rows[rows["runtime"] == "compile"].iloc[0]
     assert "not profiled per op" in compiled["profile_note"]
+    report = write_report([run_dir], tmp_path / "report.md")
+    text = report.read_text(encoding="utf-8")
+    assert "## Where the time goes" in text and "Top layers by time, g1:c1=8" in text
+    assert "| 100.0% / 100.0%" in text  # conv: all the time, all the mult-adds
+    assert (tmp_path / "report_files" / "breakdown_cpu_b1_t1_eager.png").stat().st_size > 0
 
 
 def test_ort_profile_events_split_into_runs_with_their_kernels() -> None:

@@ -123,6 +123,14 @@ def profile_command(
         return
     stdout.print(top_layers_table(result, top))
     stdout.print(category_rich(result))
+    if result.runtime != "eager":
+        stdout.print(
+            f"{result.runtime}'s nodes are timed; mult-adds and MAC are counted on PyTorch's ops",
+            highlight=False,
+        )
+    if result.fused_ops:
+        listed = ", ".join(f"{op} x{n}" for op, n in result.fused_ops.items())
+        stdout.print(f"not run as nodes of their own (fused or removed): {listed}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
