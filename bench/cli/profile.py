@@ -37,7 +37,7 @@ def _share(fraction: float) -> str:
     return f"{fraction:.1%}"
 
 
-def top_layers_table(result: ProfileResult, top: int) -> Table:
+def top_layers_rich(result: ProfileResult, top: int) -> Table:
     """The `top` layers by measured time with their counted cost and achieved rates."""
     table = Table(title=f"top {top} layers by time: {result.model} ({result.runtime})")
     columns = ("module", "op", "category", "ms", "time", "mult-adds", "share", "MAC", "share")
@@ -121,7 +121,7 @@ def profile_command(
     if json_output:
         print_json({"spec": spec, **result.to_dict()})
         return
-    stdout.print(top_layers_table(result, top))
+    stdout.print(top_layers_rich(result, top))
     stdout.print(category_rich(result))
     if result.runtime != "eager":
         stdout.print(

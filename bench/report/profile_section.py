@@ -22,7 +22,7 @@ from bench.report.plots import image_link, slug
 from bench.report.tables import markdown_table
 from bench.runs.schema import PROFILE_SHARES
 
-SETUP = ["device", "batch", "threads", "runtime"]
+PROFILE_SETUP = ["device", "batch", "threads", "runtime"]
 TOP_IN_REPORT = 5
 BAR_LABELS = {"time_share": "time", "mult_adds_share": "mult-adds", "mac_share": "MAC"}
 PROFILE_INTRO = """Measured time per kind of op (torch.profiler, or the runtime's own profiler:
@@ -66,7 +66,7 @@ def bar_table(group: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(bars, orient="index", columns=list(CATEGORIES))
 
 
-def top_layers_table(cell: object) -> pd.DataFrame:
+def top_layers_frame(cell: object) -> pd.DataFrame:
     """A row's top layers by time (from its JSON cell) as a markdown-ready table."""
     layers = [] if is_missing(cell) else json.loads(str(cell))[:TOP_IN_REPORT]
     return pd.DataFrame(
@@ -92,7 +92,7 @@ def setup_lines(key: tuple, group: pd.DataFrame, fig_dir: Path) -> list[str]:
     image = figures.stacked_shares(bar_table(group), fig_dir / name, title)
     lines += [image_link(title, image, fig_dir), ""]
     for row in group.itertuples(index=False):
-        top = top_layers_table(row._asdict().get("profile_top_layers"))
+        top = top_layers_frame(row._asdict().get("profile_top_layers"))
         if not top.empty:
             lines += [f"Top layers by time, {fmt_text(row.model)}:", "", markdown_table(top), ""]
     return lines
@@ -104,6 +104,6 @@ def profile_section(rows: pd.DataFrame, fig_dir: Path) -> list[str]:
     if frame.empty:
         return []
     lines = ["## Where the time goes", "", PROFILE_INTRO, ""]
-    for key, group in frame.groupby(SETUP, sort=True):
+    for key, group in frame.groupby(PROFILE_SETUP, sort=True):
         lines += setup_lines(key, group, fig_dir)
     return lines
