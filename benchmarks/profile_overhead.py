@@ -11,7 +11,7 @@ On a loaded machine the end-to-end wall-clock median includes the time the proce
 core, while each layer's median mostly does not (a preemption lands in one layer of one
 iteration); so the table also gives the end-to-end median of the forward's *thread CPU time*
 (`time.thread_time`, meaningful with one thread: intra-op work then runs on the calling thread)
-and the ratio against it, a comparison that load does not skew.
+and the ratio against it, a comparison that load does not skew (eager PyTorch only).
 
     uv run python benchmarks/profile_overhead.py
     uv run python benchmarks/profile_overhead.py --models resnet18 --rounds 5 --batch 8 --threads 2
@@ -68,7 +68,7 @@ def rounds_of(spec: str, args: argparse.Namespace) -> list[ProfileResult]:
     ]
 
 
-def row_of(spec: str, results: list[ProfileResult], cpu_ms: float) -> list[str]:
+def row_of(spec: str, results: list[ProfileResult], cpu_ms: float | None) -> list[str]:
     """One table row: sums, medians, the ratios (median and range), the main time shares."""
     ratios = sorted(r.overhead_ratio for r in results if r.overhead_ratio is not None)
     middle = sorted(results, key=lambda r: r.overhead_ratio or 0.0)[len(results) // 2]
@@ -81,8 +81,8 @@ def row_of(spec: str, results: list[ProfileResult], cpu_ms: float) -> list[str]:
         f"{middle.latency_median_ms:.2f}",
         f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]",
         verdict,
-        f"{cpu_ms:.2f}",
-        f"{middle.total_profiled_ms / cpu_ms:.2f}",
+        "–" if cpu_ms is None else f"{cpu_ms:.2f}",
+        "–" if cpu_ms is None else f"{middle.total_profiled_ms / cpu_ms:.2f}",
         *(f"{shares[c]['time_share']:.1%}" for c in ("conv", "elementwise", "data", "pooling")),
         f"{shares['conv']['mult_adds_share']:.1%}",
     ]
@@ -109,7 +109,9 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("network", "target") else "right")
     for spec in args.models:
         results = rounds_of(spec, args)
-        table.add_row(*row_of(spec, results, thread_cpu_ms(spec, args.batch, args.threads)))
+        eager = args.runtime == "eager"  # the CPU-time comparator is eager PyTorch's forward
+        cpu_ms = thread_cpu_ms(spec, args.batch, args.threads) if eager else None
+        table.add_row(*row_of(spec, results, cpu_ms))
     console = Console(width=200)
     console.print(table)
     before = ", ".join(f"{x:.2f}" for x in load_before)

@@ -299,6 +299,9 @@ def test_ort_profile_events_split_into_runs_with_their_kernels() -> None:
     assert ort_absorbed(first[0], graph) == "Relu"
     assert ort_absorbed(second[0], graph) == ""  # only convs and matmuls absorb
     assert fused_counts("onnxruntime", first, graph) == {"Relu": 1}
+    fused = NodeTiming("node_conv", "FusedConv", 4.0)  # conv + activation in one kernel
+    assert ort_absorbed(fused, graph) == "activation"
+    assert fused_counts("onnxruntime", [fused], graph) == {"Relu": 1}  # it still runs the conv
 
 
 def test_openvino_nodes_not_run_are_shown_fused_into_the_node_before() -> None:

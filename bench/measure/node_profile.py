@@ -28,6 +28,10 @@ from bench.runtimes.base import NodeTiming, Session, Target
 NODE_PROFILED_RUNTIMES = ("onnxruntime", "openvino")
 BOOKKEEPING_NODES = frozenset({"Parameter", "Result", "Constant", "Input", "Output"})
 ORT_NAME_SUFFIX = re.compile(r"(_nchwc|_token_\d+)+$")
+# ONNX Runtime's fused or re-laid-out kernels -> the exported op they still run
+ORT_RUNS_AS = {"FusedConv": "Conv", "NchwcConv": "Conv", "FusedMatMul": "MatMul",
+               "NchwcMaxPool": "MaxPool", "NchwcAveragePool": "AveragePool",
+               "NchwcGlobalAveragePool": "GlobalAveragePool"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,9 @@ def ort_absorbed(node: NodeTiming, exported: ExportedGraph) -> str:
     base = ORT_NAME_SUFFIX.sub("", node.name)
     names = (exported.by_name.get(base), exported.by_name.get(f"node_{base}"))
     original = next((t for t in names if t), None) or exported.by_output.get(base, "")
-    elementwise = op_category(f"onnxruntime::{original}") == "elementwise"
-    return original if original and original != node.op_type and elementwise else ""
+    if original != node.op_type and op_category(f"onnxruntime::{original}") == "elementwise":
+        return original
+    return "activation" if node.op_type == "FusedConv" else ""  # fused by definition
 
 
 def ort_conv_kind(node: NodeTiming) -> str:
@@ -147,7 +152,7 @@ def fused_counts(runtime: str, step: list[NodeTiming], exported: ExportedGraph) 
     if runtime == "openvino":
         gone = Counter(n.op_type for n in step if not n.executed)
         return {k: v for k, v in sorted(gone.items()) if k not in BOOKKEEPING_NODES}
-    ran = Counter(n.op_type for n in step)
+    ran = Counter(ORT_RUNS_AS.get(n.op_type, n.op_type) for n in step)
     return {k: v - ran[k] for k, v in sorted(exported.counts.items()) if v > ran[k]}
 
 
