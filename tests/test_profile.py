@@ -30,7 +30,7 @@ from bench.measure.node_profile import (
     step_rows,
 )
 from bench.measure.op_matching import CountedOp, MatchedRow, OpNode, ProfiledOp, match_ops
-from bench.measure.profile import median_rows, profile_model
+from bench.measure.profile import median_rows, profile_model, unmatched_costly
 from bench.measure.rules import resolve_rules
 from bench.measure.torch_profile import profile_forward
 from bench.report.document import write_report
@@ -237,6 +237,37 @@ def test_cli_prints_one_json_object_with_the_fields() -> None:
     assert set(data["categories"]) == set(CATEGORIES)
     assert {"total_profiled_ms", "latency_median_ms", "layers"} <= set(data)
     assert data["layers"][0]["op"] == "aten::convolution"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_on_cuda_kernels_device_time_is_matched_to_the_counted_ops() -> None:
+    result = profile_model(Known(), device="cuda", batch=8, **FAST)
+    assert result.device == "cuda" and result.unmatched_counted == 0
+    assert sum(v["time_share"] for v in result.categories.values()) == pytest.approx(1.0)
+    assert result.categories["conv"]["time_ms"] > 0
+
+
+def test_unmatched_counts_ignore_views_and_allocations() -> None:
+    records, _ = record_forward(Known(), (1, 3, 16, 16), torch.float32, resolve_rules(None))
+    free = next(i for i, r in enumerate(records) if r.kind == "free")
+    costly = next(i for i, r in enumerate(records) if r.kind == "compute")
+    rows = [MatchedRow("", records[i].op, i, 0.0, False) for i in (free, costly)]
+    assert unmatched_costly(rows, records) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (["--batch", "0"], ["batch"]),
+        (["--input", "3x0x8"], ["3x0x8"]),
+    ],
+)
+def test_cli_bad_input_is_one_line(args: list[str], parts: list[str]) -> None:
+    bad = CliRunner().invoke(app, ["profile", "g1:c1=8,c2=8,blocks=1,size=8", *args])
+    text = " ".join(bad.stderr.split())
+    assert bad.exit_code == 2 and "Traceback" not in bad.output and text.startswith("error:")
+    assert all(part in text for part in parts)
 
 
 def test_cli_table_and_a_bad_runtime_in_one_line() -> None:

@@ -82,7 +82,8 @@ def category_rich(result: ProfileResult) -> Table:
         for kind, sub in values.get("kinds", {}).items():
             _category_row(table, f"  {kind}", sub)
         for op, time_ms in values.get("ops", {}).items():
-            table.add_row(f"  {op}", f"{time_ms:.3f}", "", "", "")
+            if time_ms > 0 or op in result.unknown_ops:
+                table.add_row(f"  {op}", f"{time_ms:.3f}", "", "", "")
     return table
 
 

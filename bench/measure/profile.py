@@ -186,6 +186,13 @@ def category_table(layers: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return table
 
 
+def unmatched_costly(rows: list[MatchedRow], records: list[OpRecord]) -> int:
+    """Counted ops with a cost (not views or allocations) that no profiled op matched."""
+    return sum(
+        r.index is not None and not r.matched and records[r.index].kind != "free" for r in rows
+    )
+
+
 def check_runtime(runtime: str) -> str:
     """The runtime's name when it can be profiled, else a BenchError naming the choices."""
     if runtime not in PROFILED_RUNTIMES:
@@ -268,8 +275,7 @@ def profile_model(
         profiled_wall_ms=wall_ms, latency_median_ms=latency.median_ms,
         categories=category_table(layers),
         unknown_ops=sorted({op for op in layers["op"] if not is_known_op(op)}),
-        unmatched_counted=sum(r.index is not None and not r.matched for r in timed.rows)
-        if runtime == "eager" else 0,
+        unmatched_counted=unmatched_costly(timed.rows, records) if runtime == "eager" else 0,
         unmatched_profiled=sum(r.index is None for r in timed.rows) if runtime == "eager" else 0,
         fused_ops=fused_ops,
         layers=layers,
