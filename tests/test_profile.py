@@ -261,6 +261,7 @@ def test_unmatched_counts_ignore_views_and_allocations() -> None:
     [
         (["--batch", "0"], ["batch"]),
         (["--input", "3x0x8"], ["3x0x8"]),
+        (["--input", "5x8x8"], ["cannot profile input 5x8x8"]),
     ],
 )
 def test_cli_bad_input_is_one_line(args: list[str], parts: list[str]) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, first_line
 from bench.core.models import model_and_shape
 from bench.core.options import (
     check_batch,
@@ -40,7 +40,7 @@ from bench.measure.counting import OpRecord, record_forward
 from bench.measure.node_profile import NODE_PROFILED_RUNTIMES, NodeProfile, profile_nodes
 from bench.measure.op_matching import CountedOp, MatchedRow, match_ops
 from bench.measure.rules import resolve_rules
-from bench.measure.timing import measure_latency
+from bench.measure.timing import check_dtype_support, measure_latency
 from bench.measure.torch_profile import profile_forward
 
 LAYER_COLUMNS = [
@@ -223,18 +223,41 @@ def node_timed_rows(nodes: NodeProfile, records: list[OpRecord]) -> TimedRows:
     )
 
 
+@dataclass(frozen=True)
+class ProfileSetup:
+    """How the profiled forwards run: runtime, device, threads, iterations after warm-up."""
+
+    runtime: str
+    device: str
+    threads: int
+    iterations: int
+    warmup: int
+
+
 def _profiled_rows(
-    model: nn.Module, records: list[OpRecord], inputs: torch.Tensor, setup: dict[str, Any]
+    model: nn.Module, records: list[OpRecord], inputs: torch.Tensor, setup: ProfileSetup
 ) -> tuple[TimedRows, float, dict[str, int]]:
-    """Median rows and the median profiled iteration wall time (ms) for the runtime."""
-    iterations, warmup = setup["iterations"], setup["warmup"]
-    if setup["runtime"] == "eager":
-        profiled = profile_forward(model, inputs, setup["device"], iterations, warmup)
+    """Median rows, the median profiled forward's wall time (ms) and the runtime's fused nodes."""
+    if setup.runtime == "eager":
+        profiled = profile_forward(model, inputs, setup.device, setup.iterations, setup.warmup)
         per_iteration = [match_ops(_counted(records), it.ops) for it in profiled]
         wall_ms = statistics.median(it.wall_us for it in profiled) / 1000.0
         return median_rows(per_iteration), wall_ms, {}
-    nodes = profile_nodes(model, inputs, setup["runtime"], setup["threads"], iterations, warmup)
+    nodes = profile_nodes(
+        model, inputs, setup.runtime, setup.threads, setup.iterations, setup.warmup
+    )
     return node_timed_rows(nodes, records), nodes.wall_ms, nodes.fused_ops
+
+
+def counted_records(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> list:
+    """The counting's op records of one forward (BenchError when the input does not fit)."""
+    try:
+        records, _ = record_forward(model, shape, dtype, resolve_rules(None))
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        raise BenchError(
+            f"cannot profile input {format_input_shape(shape[1:])}: {first_line(exc)}"
+        ) from None
+    return records
 
 
 def profile_model(
@@ -255,14 +278,13 @@ def profile_model(
     if iterations < 1 or warmup < 0:
         raise BenchError(f"iterations must be >= 1 and warmup >= 0, got {iterations}, {warmup}")
     model, shape = model_and_shape(model_or_spec, input_shape)
-    records, _ = record_forward(model, (batch, *shape), dtype, resolve_rules(None))
+    check_dtype_support(device, dtype, shape, channels_last=False)
+    records = counted_records(model, (batch, *shape), dtype)
     with fixed_threads(threads) as n_threads:
         model = model.to(device=device, dtype=dtype).eval()
         inputs = torch.randn(batch, *shape, device=device).to(dtype)
-        setup = dict(runtime=runtime, device=device, threads=n_threads)
-        timed, wall_ms, fused_ops = _profiled_rows(
-            model, records, inputs, setup | dict(iterations=iterations, warmup=warmup)
-        )
+        setup = ProfileSetup(runtime, device, n_threads, iterations, warmup)
+        timed, wall_ms, fused_ops = _profiled_rows(model, records, inputs, setup)
         latency = measure_latency(
             model, shape, batch, device, n_threads, dtype, budget_s=latency_budget_s,
             runtime=runtime,
