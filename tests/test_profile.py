@@ -211,7 +211,7 @@ def test_on_a_g1_block_convolutions_carry_all_mult_adds() -> None:
 
 @pytest.mark.slow
 def test_shufflenet_v2_spends_time_moving_data() -> None:
-    result = profile_model("shufflenet_v2_x0_5", input_shape="3x64x64", **FAST)
+    result = profile_model("shufflenet_v2_x1_0", input_shape="3x64x64", **FAST)
     data = result.categories["data"]
     assert data["time_share"] > 0 and data["mult_adds_share"] == 0
     assert "aten::channel_shuffle" in set(result.layers["op"])
