@@ -17,7 +17,6 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-import onnx
 import torch
 from torch import nn
 
@@ -65,6 +64,8 @@ class ExportedGraph:
 
 def exported_graph(path: str) -> ExportedGraph:
     """Read the node types of the exported ONNX file (no weights loaded)."""
+    import onnx  # seconds to import; only runtime profiles read the exported graph
+
     nodes = onnx.load(path, load_external_data=False).graph.node
     return ExportedGraph(
         by_name={node.name: node.op_type for node in nodes},
