@@ -122,3 +122,18 @@ def accuracy_pareto(points: pd.DataFrame, front: pd.DataFrame, path: Path, title
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def stacked_shares(table: pd.DataFrame, path: Path, title: str) -> Path:
+    """One stacked bar per row (label: the index), segments the columns (shares summing to 1)."""
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    index = np.arange(len(table))
+    bottom = np.zeros(len(table))
+    for column in table.columns:
+        values = table[column].astype(float).to_numpy()
+        ax.bar(index, values * 100, 0.7, bottom=bottom * 100, label=str(column))
+        bottom += values
+    ax.set_xticks(index, [str(i) for i in table.index], rotation=30, ha="right", fontsize=7)
+    ax.set(ylabel="share (%)", title=title, ylim=(0, 100))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, path)

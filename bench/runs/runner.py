@@ -31,6 +31,7 @@ from bench.measure.contention import CONTENTION_LIMIT, ContentionProbe
 from bench.measure.counting import count
 from bench.measure.env import collect_env
 from bench.measure.interleaved import measure_interleaved
+from bench.measure.profile import PROFILED_RUNTIMES, profile_model
 from bench.measure.timing import measure_latency
 from bench.runs.folder import (
     incomplete_cases,
@@ -54,6 +55,7 @@ from bench.runs.schema import (
     count_row,
     env_row,
     latency_row,
+    profile_row,
 )
 from bench.runs.shards import resolve_shard
 from bench.runs.suite import (
@@ -161,6 +163,18 @@ def timing_settings(case: Case) -> dict[str, Any]:
     }
 
 
+def profile_columns(case: Case, quick: bool) -> dict[str, Any]:
+    """Category time shares beside mult-adds and MAC shares (`metrics: [..., profile]`)."""
+    if case.runtime not in PROFILED_RUNTIMES or case.mode != "infer":
+        return {"profile_note": f"not profiled per op: runtime {case.runtime}, mode {case.mode}"}
+    result = profile_model(
+        case.model, input_shape=case.input, batch=case.batch, device=case.device,
+        threads=case.threads, dtype=parse_dtype(case.dtype), runtime=case.runtime,
+        iterations=3 if quick else 20, latency_budget_s=min(case_budget(case, quick), 2.0),
+    )  # fmt: skip
+    return profile_row(result)
+
+
 def measure_case(case: Case, ctx: RunContext) -> Measurement:
     """The real measurement: counts and latency, or a fine-tune plus both."""
     row: dict[str, Any] = {}
@@ -173,6 +187,8 @@ def measure_case(case: Case, ctx: RunContext) -> Measurement:
     if "latency" in case.metrics:
         timing, samples = latency_columns(case, ctx.quick)
         row.update(timing)
+    if "profile" in case.metrics:
+        row.update(profile_columns(case, ctx.quick))
     return Measurement(row, samples, epochs)
 
 
@@ -185,6 +201,8 @@ def measure_group(cases: list[Case], ctx: RunContext) -> list[Measurement]:
     for case, result in zip(cases, results, strict=True):
         row = count_columns(case) if "count" in case.metrics else {}
         row.update(latency_row(result))
+        if "profile" in case.metrics:
+            row.update(profile_columns(case, ctx.quick))
         measured.append(Measurement(row, list(result.samples_ms), [], result.sample_rounds))
     return measured
 
