@@ -24,6 +24,7 @@ from bench.core.choices import MODES
 from bench.core.errors import BenchError, first_line
 from bench.core.models import model_and_shape
 from bench.core.options import check_supported_dtype, fixed_threads, resolve_device
+from bench.measure.isolated import measure_in_child, process_is_owned
 from bench.measure.parity import check_parity
 from bench.measure.sampling import (
     FAST_SAMPLE_S,
@@ -179,13 +180,17 @@ def measure_latency(
     """Time one model: prepare it in a runtime, then raw samples until the median is known.
 
     `runtime` is a runtime's name or an adapter of your own (a `bench.runtimes.base.Runtime`);
-    `compile=True` is the older spelling of `runtime="compile"`.
+    `compile=True` is the older spelling of `runtime="compile"`. A runtime that must own its
+    process (TensorFlow) is measured in a child process (`bench.measure.isolated`).
     """
+    arguments = dict(locals())  # every argument as given, for a measurement in a child process
     validate_request(batch, mode, budget_s, rel_precision)
     device = resolve_device(device)
     engine = (
         runtime if isinstance(runtime, Runtime) else get_runtime("compile" if compile else runtime)
     )
+    if engine.own_process and not process_is_owned():
+        return measure_in_child(measure_latency, arguments, (engine.name, threads))
     model, shape = model_and_shape(model_or_spec, input_shape)
     dtype_label = check_dtype_support(device, dtype, shape, channels_last)
     clock = clock or time.perf_counter

@@ -52,6 +52,9 @@ class Runtime(ABC):
     modes: ClassVar[tuple[str, ...]] = ("infer",)
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     packages: ClassVar[tuple[str, ...]] = ("torch",)
+    # True: the runtime fixes process-wide state (TensorFlow's thread pools), so the engine
+    # measures it in a child process of its own (`bench.measure.isolated`)
+    own_process: ClassVar[bool] = False
 
     def check(self, target: Target) -> None:
         """BenchError (one line) when this runtime cannot run in the target's mode or device."""
