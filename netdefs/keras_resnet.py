@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is first imported
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter off
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # most of TensorFlow's C++ log lines off
 
 import keras  # noqa: E402
 from keras import layers as kl  # noqa: E402

@@ -7,12 +7,14 @@ process the engine normally uses.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -22,12 +24,15 @@ from bench.core.errors import BenchError
 from bench.core.models import build_model
 from bench.measure import isolated
 from bench.measure.timing import measure_latency
+from bench.report.runtime_section import runtime_section
 from bench.runs.folder import load_run
 from bench.runs.runner import run_suite
+from bench.runs.suite import load_suite
 from bench.runtimes import tensorflow_rt
 from netdefs import get_model
 from netdefs.keras_port import port_state_dict
 from netdefs.keras_resnet import conv, keras_resnet, keras_twin, stem
+from netdefs.resnet import VARIANTS
 
 # isort: split
 import keras
@@ -255,3 +260,37 @@ def test_import_netdefs_does_not_import_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# --- the architectures suite and the report ----------------------------------------------------
+
+
+def test_architectures_suite_times_every_resnet_in_tensorflow_on_cpu() -> None:
+    suite = load_suite(Path(__file__).resolve().parent.parent / "suites" / "architectures.yaml")
+    tf_cases = [c for c in suite.cases if c.runtime == "tensorflow"]
+    assert {c.model for c in tf_cases} == set(VARIANTS)
+    assert {(c.device, c.batch) for c in tf_cases} == {("cpu", 1), ("cpu", 8)}
+    eager = {(c.model, c.batch) for c in suite.cases if c.runtime == "eager" and c.device == "cpu"}
+    assert {(c.model, c.batch) for c in tf_cases} <= eager  # each beside its PyTorch case
+
+
+def framework_rows() -> pd.DataFrame:
+    """Rows of resnet18 and resnet50 in both frameworks, and an eager-only network."""
+    rows = [
+        {"model": model, "runtime": runtime, "latency_ms_median": ms, "status": "ok",
+         "mode": "infer", "device": "cpu", "batch": 1, "threads": 2, "first_ms": 3 * ms,
+         "prepare_s": 1.5, "parity_max_abs": None if runtime == "eager" else 3e-6}
+        for model, runtime, ms in [("resnet18", "eager", 40.0), ("resnet18", "tensorflow", 80.0),
+                                   ("resnet50", "eager", 90.0), ("resnet50", "tensorflow", 60.0),
+                                   ("shufflenet_v2_x1_0", "eager", 9.0)]
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_report_puts_pytorch_and_tensorflow_side_by_side(tmp_path: Path) -> None:
+    text = "\n".join(runtime_section(framework_rows(), tmp_path))
+    assert "`tensorflow` is another framework" in text
+    assert re.search(r"\| resnet18 +\| 40\.0 +\| 80\.0 \(0\.5x\) +\|", text)  # TF 2x slower
+    assert re.search(r"\| resnet50 +\| 90\.0 +\| 60\.0 \(1\.50x\) +\|", text)
+    assert re.search(r"\| resnet18 +\| tensorflow +\| 240 +\| 1\.50 +\| 80\.0 +\| 3e-06 +\|", text)
+    assert "shufflenet_v2_x1_0" not in text  # measured in one framework only: not compared here
