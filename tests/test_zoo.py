@@ -13,6 +13,7 @@ from bench.core.errors import BenchError
 from bench.core.models import build_model
 from bench.measure.counting import count
 from bench.measure.rules import FUSED_ATTENTION_OPS, MULT_ADD_HANDLERS
+from bench.runs.suite import load_suite, resolve_suite_path
 from netdefs import get_model, list_models, parse_spec
 from netdefs.zoo import published_weights, torchvision_classification_names
 
@@ -203,3 +204,16 @@ def test_zoo_specs_parse_with_options() -> None:
     model = build_model("timm:vit_tiny_patch16_224:img_size=160", meta=True)
     assert model.input_shape == (3, 160, 160)
     assert model.spec == "timm:vit_tiny_patch16_224:img_size=160"
+
+
+@pytest.mark.slow
+def test_zoo_suite_holds_every_torchvision_classification_model_and_timm() -> None:
+    suite = load_suite(resolve_suite_path("zoo"))
+    models = [case.model for case in suite.cases]
+    torchvision = {m.removeprefix("torchvision:") for m in models if m.startswith("torchvision:")}
+    assert torchvision == set(torchvision_classification_names())
+    assert sum(m.startswith("timm:") for m in models) >= 20
+    for case in suite.cases:
+        assert set(case.metrics) == {"count", "latency"} and case.batch == 1
+        if case.model == "torchvision:efficientnet_b7":
+            assert case.input == (3, 600, 600) and dict(case.ref)["params"] == 66_347_960

@@ -47,13 +47,14 @@ TABLE_COLUMNS = {  # column -> (header, format)
     "status": ("status", "{}"),
     "params": ("params M", "{:.3g}"),
     "mult_adds": ("mult-adds M", "{:.4g}"),
+    "mac_bytes": ("MAC MB", "{:.4g}"),
     "latency_ms_median": ("median ms", "{:.3f}"),
     "throughput": ("images/s", "{:.1f}"),
     "ref_throughput": ("paper", "{:g}"),
     "ref_unit": ("paper unit", "{}"),
     "error": ("error", "{}"),
 }
-MILLIONS = ("params", "mult_adds")
+MILLIONS = ("params", "mult_adds", "mac_bytes")
 
 RunOutOption = Annotated[
     Path | None, typer.Option("--out", help="Run folder (default results/<suite>/<time>-<commit>).")
