@@ -81,7 +81,8 @@ def test_googlenet_and_inception_take_the_published_configuration() -> None:
 
 
 def test_published_counts_of_models_that_were_wrong_before() -> None:
-    for name in ("googlenet", "regnet_x_400mf", "vit_b_16", "swin_t", "efficientnet_b1"):
+    others = ("fcn_resnet50", "lraspp_mobilenet_v3_large", "r3d_18", "quantized_googlenet")
+    for name in ("googlenet", "regnet_x_400mf", "vit_b_16", "swin_t", "efficientnet_b1", *others):
         meta, result = published(name), count(f"torchvision:{name}")
         assert result.params == meta["num_params"], name
         assert matches_published(result.mult_adds, meta["_ops"]), name
