@@ -33,7 +33,8 @@ PUBLISHED_KEYWORDS: dict[str, dict[str, Any]] = {
     "inception_v3": {"transform_input": True, "aux_logits": True, "init_weights": False},
 }
 PUBLISHED_KEYWORDS.update({f"quantized_{k}": v for k, v in list(PUBLISHED_KEYWORDS.items())})
-# Builder keywords the weights' builder takes from the weights' metadata, by name prefix.
+# Builder keywords the weights' builder sets for every model of a name prefix (from the
+# weights' metadata where it reads them there).
 META_KEYWORDS: tuple[tuple[str, str, Callable[[dict], Any]], ...] = (
     ("vit_", "image_size", lambda meta: meta["min_size"][0]),
     ("maxvit_", "input_size", lambda meta: tuple(meta["min_size"])),
