@@ -56,6 +56,7 @@ RUN_COLUMNS = (
     RunColumn("batch", "b", fmt_int),
     RunColumn("params", "params", prefixed=True),
     RunColumn("mult_adds", "mult-adds", prefixed=True),
+    RunColumn("mac_bytes", "MAC B", prefixed=True),  # memory access cost in bytes
     RunColumn("latency_ms_median", "median ms"),
     RunColumn("throughput", "images/s"),
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
@@ -68,7 +69,7 @@ RUN_COLUMNS = (
 # paper's throughput goes with its unit (the guideline tables below show both).
 DROP_ORDER = (
     ("ref_unit", "ref_throughput"), ("paired_ratio",), ("batch",), ("device",), ("params",),
-    ("runtime",), ("best_val_acc",), ("mult_adds",), ("throughput",),
+    ("runtime",), ("best_val_acc",), ("mac_bytes",), ("mult_adds",), ("throughput",),
 )  # fmt: skip
 
 

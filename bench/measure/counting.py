@@ -302,7 +302,7 @@ def count(
         name = getattr(model, "spec", type(model).__name__)
         raise BenchError(
             f"cannot count input {format_input_shape(shape)} of {name}: "
-            f"{type(exc).__name__}: {first_line(exc)}"
+            f"{type(exc).__name__}: {first_line(exc).split('. ')[0]}"
         ) from None
     result = totals_from_records(records, peak, sum(p.numel() for p in model.parameters()))
     result.input, result.batch, result.dtype = format_input_shape(shape), batch, dtype_name(dtype)
