@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 import textwrap
 
+import pandas as pd
 import pytest
 import torch
+from fixtures.run_folder import architecture_rows, write_run
 from torch import nn
 from typer.testing import CliRunner, Result
 
@@ -130,3 +134,33 @@ def test_time_table_formats_numbers() -> None:
     assert rows["compile_s"] == "163.18"
     assert rows[f"peak memory ({data['peak_mem_kind']})"] == "3.5 MiB"
     assert number_or_na(None, "{:.2f}") == "n/a"
+
+
+def test_show_takes_a_suite_folder_and_prints_json_or_csv(tmp_path) -> None:
+    rows = architecture_rows()
+    write_run(tmp_path / "archs" / "20260101T000000Z-old", rows[:1])
+    latest = write_run(tmp_path / "archs" / "20260102T000000Z-new", rows)
+    document = json.loads(invoke("show", str(tmp_path / "archs"), "--json").stdout)
+    assert document["run"] == str(latest) and len(document["rows"]) == len(rows)
+    assert document["rows"][0]["model"] == rows[0]["model"] and "env" in document
+    csv = invoke("show", str(latest), "--csv")
+    assert csv.exit_code == 0 and pd.read_csv(io.StringIO(csv.stdout)).shape[0] == len(rows)
+    table = invoke("show", str(tmp_path / "archs"))
+    assert table.exit_code == 0 and str(latest) in flat(table.stdout)
+    both = invoke("show", str(latest), "--json", "--csv")
+    assert both.exit_code == 2 and "choose one" in both.stderr
+    assert invoke("show", str(tmp_path / "empty-none")).exit_code == 2
+
+
+def test_flags_show_no_type_in_help() -> None:
+    for command in ([], ["run"], ["show"], ["data", "flowers"]):
+        result = invoke(*command, "--help")
+        assert result.exit_code == 0 and "--help" in result.stdout
+        assert "<bool>" not in result.stdout
+    assert "--input" in invoke("count", "--help").stdout
+    assert "<str>" in invoke("count", "--help").stdout  # options that take a value keep it
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("bench (cnn-bench) ")
