@@ -19,8 +19,8 @@ from bench.cli.app import app
 from bench.cli.timing import latency_table, number_or_na
 from bench.core.errors import BenchError
 from bench.core.models import build_model
+from bench.core.paths import resolve_suite_path
 from bench.measure.timing import measure_latency
-from bench.runs.suite import resolve_suite_path
 
 STARTUP_PROBE = """
 import sys

@@ -140,7 +140,7 @@ def run_command(
     runtime: RuntimesOverride = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
-    from bench.runs.suite import resolve_suite_path
+    from bench.core.paths import resolve_suite_path
 
     resolve_suite_path(suite)  # a wrong name is answered before the runner loads
     from bench.runs.folder import load_run

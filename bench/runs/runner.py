@@ -27,6 +27,7 @@ import torch
 from bench.core.errors import BenchError, one_line
 from bench.core.io import DiskFullError, remove_temp_files, write_json, write_yaml
 from bench.core.options import parse_dtype
+from bench.core.paths import resolve_suite_path
 from bench.measure.counting import count
 from bench.measure.env import collect_env, git_commit
 from bench.measure.timing import measure_latency
@@ -57,7 +58,6 @@ from bench.runs.suite import (
     Suite,
     load_suite,
     parse_shard,
-    resolve_suite_path,
     select_cases,
 )
 from bench.runtimes import describe_runtimes
