@@ -16,6 +16,7 @@ from torch import nn
 from typer.testing import CliRunner, Result
 
 from bench.cli.app import app
+from bench.cli.precheck import check_model_arguments
 from bench.cli.timing import latency_table, number_or_na
 from bench.core.errors import BenchError
 from bench.core.models import build_model
@@ -25,6 +26,7 @@ from bench.measure.timing import measure_latency
 STARTUP_PROBE = """
 import sys
 from bench.cli.app import app
+from bench.cli.precheck import check_model_arguments
 
 def loaded(*names):
     return ",".join(n for n in names if n in sys.modules) or "-"
@@ -164,3 +166,15 @@ def test_flags_show_no_type_in_help() -> None:
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.startswith("bench (cnn-bench) ")
+
+
+def test_precheck_rejects_bad_specs_and_leaves_meta_refusers_to_the_real_build() -> None:
+    with pytest.raises(BenchError, match="unknown model 'resnet5O'"):
+        check_model_arguments("resnet5O", None)
+    with pytest.raises(BenchError, match="c1"):
+        check_model_arguments("g1", None)  # an option missing
+    with pytest.raises(BenchError, match="input '3x'"):
+        check_model_arguments("resnet50", "3x")
+    assert check_model_arguments("resnet18", "3x64x64") == (3, 64, 64)
+    # RegNets read tensor values while building, which the meta device has not: no verdict here
+    assert check_model_arguments("torchvision:regnet_y_400mf", None) is None
