@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psutil
@@ -27,9 +25,6 @@ def build_model(
 ) -> nn.Module:
     """The module itself, or the spec built by netdefs (on the meta device when `meta`).
 
-    A meta build skips weight initialisation (its values would be meaningless anyway; torch's
-    `kaiming_normal_` alone imports torch._dynamo, seconds of start-up).
-
     Real builds draw their random weights from a fixed seed (the global RNG is left as it was),
     so every runtime and every run of a suite sees the same weights for the same spec, and an
     exported artefact can be reused. A real build is preceded by one on the meta device (no
@@ -41,7 +36,7 @@ def build_model(
     if not meta:
         check_parameter_memory(model_or_spec, overrides)
     try:
-        with meta_device() if meta else torch.random.fork_rng(devices=[]):
+        with torch.device("meta") if meta else torch.random.fork_rng(devices=[]):
             torch.manual_seed(WEIGHTS_SEED)  # the same spec always gets the same weights
             return get_model(model_or_spec, **overrides)
     except ValueError as exc:  # netdefs' own one-line messages
@@ -52,13 +47,6 @@ def build_model(
         ) from None
     except Exception as exc:  # a builder may raise anything for values it cannot take
         raise BenchError(f"cannot build {shown(model_or_spec)}: {first_line(exc)}") from None
-
-
-@contextmanager
-def meta_device() -> Iterator[None]:
-    """Build on the meta device without paying for weight initialisation (shapes only)."""
-    with torch.device("meta"), _SkipMetaInit():
-        yield
 
 
 class _SkipMetaInit(TorchFunctionMode):
@@ -76,7 +64,7 @@ class _SkipMetaInit(TorchFunctionMode):
 def check_parameter_memory(spec: str, overrides: dict[str, SpecValue]) -> None:
     """BenchError when the spec's parameters and buffers exceed the memory available here."""
     try:
-        with meta_device():
+        with torch.device("meta"), _SkipMetaInit():
             model = get_model(spec, **overrides)
     except Exception:  # the real build reports what is wrong with the spec
         return
