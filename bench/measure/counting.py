@@ -135,7 +135,9 @@ class CountingMode(TorchDispatchMode):
         """Run the op, through a fast shape rule when it has one and all tensors are meta."""
         fast = FAST_META.get(packet)
         if fast is not None and all(t.is_meta for t in tensors_in(args)):
-            return fast(args, kwargs)
+            out = fast(args, kwargs)
+            if out is not NotImplemented:  # a rule declines what it does not cover
+                return out
         return func(*args, **kwargs)
 
 

@@ -21,6 +21,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from bench.core.errors import BenchError
+from bench.measure.meta_shapes import META_SHAPE_RULES
 
 aten = torch.ops.aten
 
@@ -142,6 +143,7 @@ def _batch_norm_shapes(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...]:
 FAST_META: dict[Any, Callable[[tuple, dict], Any]] = {
     aten.native_batch_norm: _batch_norm_shapes,
     aten._native_batch_norm_legit_no_training: _batch_norm_shapes,
+    **META_SHAPE_RULES,  # may decline (NotImplemented): then the op's own kernel runs
 }
 
 
