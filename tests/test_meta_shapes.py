@@ -22,17 +22,14 @@ def meta(*shape: int, layout: torch.memory_format = torch.contiguous_format) -> 
 
 
 def assert_like_real(op, args: tuple, kwargs: dict | None = None) -> None:
-    """The rule's output has the shape, dtype and strides of the real meta kernel's."""
+    """The rule's output(s) have the shapes, dtypes and strides of the real meta kernel's."""
     kwargs = kwargs or {}
     fast = META_SHAPE_RULES[op.overloadpacket](args, kwargs)
     real = op(*args, **kwargs)
     assert fast is not NotImplemented, op
-    assert (fast.shape, fast.dtype, fast.stride(), fast.device) == (
-        real.shape,
-        real.dtype,
-        real.stride(),
-        real.device,
-    )
+    fast, real = (v if isinstance(v, tuple) else (v,) for v in (fast, real))
+    described = [[(t.shape, t.dtype, t.stride(), t.device) for t in v] for v in (fast, real)]
+    assert described[0] == described[1]
 
 
 def declines(packet, args: tuple, kwargs: dict | None = None) -> bool:
@@ -124,15 +121,65 @@ def test_counts_are_the_same_with_and_without_the_rules(spec: str, monkeypatch) 
 
 
 @pytest.mark.slow
-def test_counting_the_common_networks_imports_no_dynamo() -> None:
+def test_counting_the_common_networks_imports_neither_dynamo_nor_sympy() -> None:
     code = (
         "import sys\nfrom bench.core.models import build_model\n"
         "from bench.measure.counting import count\n"
         "for spec in ('resnet50', 'resnext50_32x4d', 'shufflenet_v2_x1_0',\n"
         "             'shufflenet_v1_g3_x1_0'):\n"
-        "    count(build_model(spec))\n"
-        "print('torch._dynamo' in sys.modules)\n"
+        "    model = build_model(spec)\n"
+        "    count(model), count(model.to('meta'))  # CPU weights, then meta ones\n"
+        "heavy = ('torch._dynamo', 'torch.fx.experimental.symbolic_shapes')\n"
+        "print(*(name in sys.modules for name in heavy))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False"]
+    assert done.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "padding", "dilation", "groups"),
+    [(56, 3, 1, 1, 1, 1), (224, 7, 2, 3, 1, 1), (15, 3, 2, 1, 1, 8), (9, 1, 1, 0, 1, 4),
+     (28, 3, 1, 2, 2, 1), (7, 3, [2, 1], [1, 0], 1, 2)],
+)  # fmt: skip
+def test_convolution_matches_the_real_kernel(size, kernel, stride, padding, dilation, groups):
+    x, w = meta(2, 8, size, size + 1), meta(16, 8 // groups, kernel, kernel)
+    s, p, d = (v if isinstance(v, list) else [v, v] for v in (stride, padding, dilation))
+    for bias in (None, meta(16)):
+        assert_like_real(aten.convolution.default, (x, w, bias, s, p, d, False, [0, 0], groups))
+
+
+def test_convolution_declines_transposed_channels_last_and_mismatched_groups() -> None:
+    w = meta(16, 8, 3, 3)
+    plain = (x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    assert not declines(aten.convolution, plain)
+    assert declines(aten.convolution, (*plain[:6], True, *plain[7:]))
+    assert declines(aten.convolution, (x_cl, *plain[1:]))
+    assert declines(aten.convolution, (*plain[:8], 2))
+    assert declines(aten.convolution, (meta(2, 8, 5), meta(16, 8, 3), *plain[2:]))  # 1-d
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "ceil"),
+    [([3, 3], [2, 2], [1, 1], False), ([2, 2], [2, 2], [0, 0], True), ([3], [], [0], True),
+     ([3, 3], [1, 1], [1, 1], False), ([5, 3], [2, 3], [2, 1], True)],
+)  # fmt: skip
+def test_pooling_matches_the_real_kernels(kernel, stride, padding, ceil) -> None:
+    for t in (meta(2, 8, 15, 15), meta(1, 4, 28, 27)):
+        args = (t, kernel, stride, padding, [1, 1], ceil)
+        assert_like_real(aten.max_pool2d_with_indices.default, args)
+        assert_like_real(aten.avg_pool2d.default, (t, kernel, stride, padding, ceil))
+    assert_like_real(aten.max_pool2d_with_indices.default, (meta(1, 2, 9, 9), [3, 3]))
+    assert_like_real(aten.avg_pool2d.default, (meta(1, 2, 9, 9), [3, 3], [], [1], True, False))
+
+
+def test_pooling_declines_over_half_window_padding_and_other_layouts() -> None:
+    assert declines(aten.max_pool2d_with_indices, (x, [3, 3], [2, 2], [2, 2]))
+    assert declines(aten.avg_pool2d, (x_cl, [2, 2]))
+    assert declines(aten.max_pool2d_with_indices, (x, [3, 3]), {"ceil_mode": True})
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_channel_shuffle_matches_the_real_kernel(groups: int) -> None:
+    assert_like_real(aten.channel_shuffle.default, (meta(2, 8, 5, 5), groups))
+    assert declines(aten.channel_shuffle, (meta(2, 8, 5, 5), 3))
