@@ -75,7 +75,26 @@ def paper_table(group: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
     table["ours_norm"] = table["ours"] / table["ours"].iloc[0]
     table["paper_norm"] = table["paper"] / table["paper"].iloc[0]
-    return table[["config", "ours", "paper", "ours_norm", "paper_norm", "unit"]]
+    columns = ["config", "ours", "paper", "ours_norm", "paper_norm", "unit"]
+    return table[columns].join(ours_interval(group, table))
+
+
+def ours_interval(group: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """`ours_norm_low/_high`: each normalised throughput's interval (NaN without samples)."""
+    # throughput = batch / latency, so its interval is the median latency's, inverted; the
+    # first row's own uncertainty is not carried into the others (it is shown on its bar)
+    nan = pd.Series(math.nan, index=table.index)
+    if not {"latency_ms_median_low", "latency_ms_median_high"} <= set(group.columns):
+        return pd.DataFrame({"ours_norm_low": nan, "ours_norm_high": nan})
+    median = group["latency_ms_median"].astype(float).reset_index(drop=True)
+    low = group["latency_ms_median_low"].astype(float).reset_index(drop=True)
+    high = group["latency_ms_median_high"].astype(float).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "ours_norm_low": table["ours_norm"] * median / high,
+            "ours_norm_high": table["ours_norm"] * median / low,
+        }
+    )
 
 
 def rank_correlation(table: pd.DataFrame) -> float | None:
