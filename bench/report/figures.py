@@ -158,31 +158,36 @@ def grouped_bars(
 def roofline(
     points: pd.DataFrame, path: Path, peak_flops: float | None, bandwidth: float | None, title: str
 ) -> Path:
-    """Achieved GFLOP/s (y) against arithmetic intensity (x, FLOP/byte), log-log, with ceilings.
+    """Achieved GFLOP/s against arithmetic intensity (FLOP/byte), log-log, under the ceilings.
 
     `points` y and `peak_flops` are in FLOP/s, `bandwidth` in bytes/s; the axes show G units.
     """
     fig, ax = plt.subplots(figsize=FIGSIZE)
     _group_points(ax, points.assign(y=points["y"] / 1e9))
-    low, high = points["x"].min() / 2.0, points["x"].max() * 2.0
-    if bandwidth and peak_flops:
-        high = max(high, 2.0 * peak_flops / bandwidth)
-    xs = np.geomspace(low, high, 200)
-    if bandwidth:
-        roof = bandwidth * xs if not peak_flops else np.minimum(bandwidth * xs, peak_flops)
-        label = f"roof: copy {bandwidth / 1e9:.3g} GB/s" + (
-            f", GEMM {peak_flops / 1e9:.3g} GFLOP/s" if peak_flops else ""
-        )
-        ax.plot(xs, roof / 1e9, color="black", linewidth=1.2, label=label)
-    elif peak_flops:
-        ax.axhline(peak_flops / 1e9, color="black", linewidth=1.2,
-                   label=f"GEMM {peak_flops / 1e9:.3g} GFLOP/s")  # fmt: skip
+    _draw_roof(ax, points["x"], peak_flops, bandwidth)
     _log_axes(ax)
     ax.set(title=title)
     ax.set(xlabel="arithmetic intensity (FLOP / byte of MAC)", ylabel="achieved GFLOP/s")
     ax.grid(True, which="both", alpha=0.3)
     _legend(ax)
     return _save(fig, path)
+
+
+def _draw_roof(
+    ax: plt.Axes, intensity: pd.Series, peak_flops: float | None, bandwidth: float | None
+) -> None:
+    """The bandwidth slope and GEMM roof in GFLOP/s, labelled with both ceilings."""
+    low, high = intensity.min() / 2.0, intensity.max() * 2.0
+    if bandwidth and peak_flops:
+        high = max(high, 2.0 * peak_flops / bandwidth)
+    xs = np.geomspace(low, high, 200)
+    gemm = f"GEMM {peak_flops / 1e9:.3g} GFLOP/s" if peak_flops else ""
+    if bandwidth:
+        roof = bandwidth * xs if not peak_flops else np.minimum(bandwidth * xs, peak_flops)
+        label = f"roof: copy {bandwidth / 1e9:.3g} GB/s" + (f", {gemm}" if gemm else "")
+        ax.plot(xs, roof / 1e9, color="black", linewidth=1.2, label=label)
+    elif peak_flops:
+        ax.axhline(peak_flops / 1e9, color="black", linewidth=1.2, label=gemm)
 
 
 def accuracy_pareto(points: pd.DataFrame, front: pd.DataFrame, path: Path, title: str) -> Path:
