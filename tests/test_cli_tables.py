@@ -152,3 +152,15 @@ def test_setup_every_row_shares_goes_into_the_title(rows: pd.DataFrame) -> None:
     assert "paper" in text and "paper unit" not in text  # one unit: in the paper's header
     mixed = measured.assign(batch=[1, 8])
     assert " b " in render(tables.fitted_table(mixed, "arch", 120), 120)
+
+
+def test_per_layer_numbers_stay_whole_at_80_columns() -> None:
+    from bench.cli.count import per_layer_rich
+    from bench.measure.counting import count
+
+    layers = count("shufflenet_v2_x0_5").per_layer
+    text = render(per_layer_rich(layers), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for cell in ("1.81 M", "590 KiB", "4.5%"):  # stage2.0's 1x1 conv: wrapped, it would split
+        assert cell in text, cell
+    assert "…" not in text  # module paths are folded, never cut
