@@ -1,9 +1,9 @@
-"""The run table `bench run` and `bench show` print: measured rows first, problems collapsed.
+"""The run table `bench run` and `bench show` print: the measured rows, fitted to the width.
 
 Ok rows form the table, with numbers formatted once (`bench.report.format`) and never wrapped;
-columns that do not fit the output width are left out (the least important first) and named in
-the caption. Skipped rows become one line per reason and error rows one line per message, each
-with its count and the first cases, so 51 skipped CUDA rows read as one line.
+setup every row shares moves into the title; columns that do not fit the output width are left
+out (the least important first) and named in the caption. Skipped and error rows are printed
+after it as one line per reason (`bench.report.format.reason_lines`).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def _points(frame: pd.DataFrame, x: pd.Series, y: pd.Series) -> pd.DataFrame:
     )
 
 
-def efficient_front(points: pd.DataFrame) -> pd.Series:
+def efficient_front(points: pd.DataFrame) -> np.ndarray:
     """True for points no other beats with both lower latency (y) and more work (x)."""
     swapped = pd.DataFrame({"x": points["y"], "y": points["x"]}, index=points.index)
     return points.index.isin(pareto_front(swapped).index)
