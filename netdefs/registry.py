@@ -1,4 +1,9 @@
-"""One model registry: register builders by name, parse spec strings, build models by spec."""
+"""One model registry: register builders by name, parse spec strings, build models by spec.
+
+A spec names a registered network (`resnet50`), torchvision's or timm's (`torchvision:vit_b_16`,
+`timm:resnet50d`, see `netdefs.zoo`) or a user's class or factory (`models/net.py:Net`,
+`mypkg.models:make_net`, see `netdefs.userspec`), each optionally followed by `:key=value,...`.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from netdefs.userspec import is_file_location, is_module_location, load_user_callable
 from netdefs.validate import shown
+from netdefs.zoo import TIMM_PREFIX, TORCHVISION_PREFIX, timm_model, torchvision_model, zoo_names
 
-TORCHVISION_PREFIX = "torchvision:"
+ZOO_PREFIXES = (TORCHVISION_PREFIX, TIMM_PREFIX)
+SOURCES = ("registry", "torchvision", "timm")
 WHOLE_NETWORK_INPUT = (3, 224, 224)
 MAX_SPEC_NUMBER = 2**31 - 1  # no width, size or count of a model comes near it
 
@@ -49,8 +57,22 @@ def register_model(
     return decorate
 
 
-def list_models(pattern: str | None = None, kind: str | None = None) -> list[str]:
-    """Sorted registered names, filtered by a shell-style wildcard and/or kind."""
+def list_models(
+    pattern: str | None = None, kind: str | None = None, source: str = "registry"
+) -> list[str]:
+    """Sorted names, filtered by a shell-style wildcard and/or kind.
+
+    `source` is the registry, torchvision or timm (their names carry the `torchvision:` or
+    `timm:` prefix); a pattern that starts with one of those prefixes picks that source.
+    """
+    for prefix in ZOO_PREFIXES:
+        if pattern and pattern.startswith(prefix):
+            source, pattern = prefix[:-1], pattern[len(prefix) :]
+    if source not in SOURCES:
+        choices = ", ".join(SOURCES)
+        raise ValueError(f"unknown model source {shown(source)}; choose one of: {choices}")
+    if source != "registry":
+        return [] if kind == "block" else zoo_names(f"{source}:", pattern)
     names = [n for n, e in _REGISTRY.items() if kind is None or e.kind == kind]
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
@@ -99,11 +121,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
     """Split `name:key=value,key=value` into the name and typed keyword values."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"model spec must be a non-empty string, got {shown(spec)}")
-    prefix = ""
-    body = spec.strip()
-    if body.startswith(TORCHVISION_PREFIX):
-        prefix, body = TORCHVISION_PREFIX, body[len(TORCHVISION_PREFIX) :]
-    name, _, arg_text = body.partition(":")
+    name, arg_text = split_spec(spec.strip())
     kwargs: dict[str, SpecValue] = {}
     for item in filter(None, (part.strip() for part in arg_text.split(","))):
         key, sep, value = item.partition("=")
@@ -115,7 +133,28 @@ def parse_spec(spec: str) -> tuple[str, dict[str, SpecValue]]:
         if key in kwargs:
             raise ValueError(f"option {shown(key, 40)} is given twice in model spec {shown(spec)}")
         kwargs[key] = check_value(key, parse_value(value), spec)
-    return prefix + name.strip(), kwargs
+    return name, kwargs
+
+
+def is_user_target(head: str, rest: str) -> bool:
+    """Whether `head:rest` starts with a user's file or module and a callable's name."""
+    if is_file_location(head):
+        return True
+    callable_name = rest.partition(":")[0].strip()
+    return head not in _REGISTRY and is_module_location(head) and callable_name.isidentifier()
+
+
+def split_spec(body: str) -> tuple[str, str]:
+    """(name, `key=value,...` text) of a spec; a zoo prefix or `file.py:Name` is in the name."""
+    for prefix in ZOO_PREFIXES:
+        if body.startswith(prefix):
+            name, _, arg_text = body[len(prefix) :].partition(":")
+            return prefix + name.strip(), arg_text
+    head, _, rest = body.partition(":")
+    if is_user_target(head.strip(), rest):
+        callable_name, _, arg_text = rest.partition(":")
+        return f"{head.strip()}:{callable_name.strip()}", arg_text
+    return head.strip(), rest
 
 
 def format_spec(name: str, kwargs: dict[str, SpecValue]) -> str:
@@ -154,36 +193,35 @@ def _check_keywords(name: str, builder: Callable[..., nn.Module], kwargs: dict) 
         )
 
 
-def _torchvision_model(name: str, kwargs: dict[str, SpecValue]) -> nn.Module:
-    """Torchvision's own model of that name, never with downloaded weights."""
-    import torchvision.models as tvm
-
-    if name not in tvm.list_models():
-        close = difflib.get_close_matches(name[:100], tvm.list_models(), n=5, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise ValueError(f"unknown torchvision model {shown(name)}{hint}")
-    if kwargs.get("weights") not in (None, "none", False):
-        raise ValueError("torchvision weights are not downloaded here; load a checkpoint instead")
-    kwargs = {k: v for k, v in kwargs.items() if k != "weights"}
-    try:
-        model = tvm.get_model(name, weights=None, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"torchvision model {name!r}: {exc}") from None
-    model.input_shape = WHOLE_NETWORK_INPUT
+def _user_model(target: str, kwargs: dict[str, SpecValue]) -> nn.Module:
+    """A user's class or factory called with the spec's keywords (it must return a module)."""
+    builder = load_user_callable(target)
+    _check_keywords(target, builder, kwargs)
+    model = builder(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
 def get_model(spec: str, **overrides: SpecValue) -> nn.Module:
-    """Build the model a spec names (`name` or `name:key=value,...`); overrides win."""
+    """Build the model a spec names (`name` or `name:key=value,...`); overrides win.
+
+    Registry and zoo models always have `input_shape`; a user's model has it only when its
+    class sets it (the caller then needs an input shape).
+    """
     name, kwargs = parse_spec(spec)
     kwargs.update(overrides)
     if name.startswith(TORCHVISION_PREFIX):
-        model = _torchvision_model(name[len(TORCHVISION_PREFIX) :], kwargs)
+        model = torchvision_model(name[len(TORCHVISION_PREFIX) :], kwargs)
+    elif name.startswith(TIMM_PREFIX):
+        model = timm_model(name[len(TIMM_PREFIX) :], kwargs)
+    elif ":" in name:
+        model = _user_model(name, kwargs)
     else:
         entry = model_entry(name)
         _check_keywords(name, entry.builder, kwargs)
         model = entry.builder(**kwargs)
+        if not hasattr(model, "input_shape"):
+            model.input_shape = WHOLE_NETWORK_INPUT
     model.spec = format_spec(name, kwargs)
-    if not hasattr(model, "input_shape"):
-        model.input_shape = WHOLE_NETWORK_INPUT
     return model

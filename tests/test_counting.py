@@ -177,9 +177,9 @@ def test_torchvision_parity_of_its_own_models(name: str) -> None:
 
 
 def test_unhandled_op_is_reported_and_still_costs_mac() -> None:
-    result = count(Lambda(lambda x: torch.cumsum(x, dim=1) + 1), (2, 8))
-    assert result.unhandled == {"aten.cumsum": 1}
-    row = result.per_op.set_index("op").loc["aten.cumsum"]
+    result = count(Lambda(lambda x: torch.cumprod(x, dim=1) + 1), (2, 8))
+    assert result.unhandled == {"aten.cumprod": 1}
+    row = result.per_op.set_index("op").loc["aten.cumprod"]
     assert row["kind"] == "unhandled" and row["calls"] == 1
     assert row["mac_elements"] == 2 * 16
 

@@ -5,6 +5,11 @@ Rows of a run whose `group` is G1..G4 and that carry `ref_throughput`, `ref_conf
 G1-G2, c=<width> for G3-G4), since only configurations of one column have equal FLOPs. Units
 follow the paper: GPU tables in batches/s, ARM (here CPU) tables in images/s, stated in `unit`.
 
+Rows measured in interleaved rounds carry `paired_ratio`, their speed relative to the column's
+first row paired by round; `ours_norm` (and so the ranking) uses it where every row of a column
+has one, else our throughput over the first row's. A column with doubtful rows (a wide paired
+interval, or a noisy row measured alone: `bench.analysis.noise`) is *not judged*.
+
 Criterion: a column *reproduced* when at least MIN_CONFIGS configurations were measured, the
 Spearman rank correlation of our throughputs with the paper's is >= SPEARMAN_MIN, and our fastest
 configuration is one of the paper's fastest. `ratio_*` is fastest / slowest throughput (= the
@@ -20,6 +25,8 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy.stats import spearmanr
 
+from bench.analysis.noise import is_doubtful
+
 SPEARMAN_MIN = 0.8
 MIN_CONFIGS = 3
 GUIDELINE_GROUP = re.compile(r"^G[1-4]$")
@@ -32,7 +39,7 @@ class GuidelineSummary:
 
     guideline: str
     device: str
-    table: pd.DataFrame  # config, ours, paper, ours_norm, paper_norm, unit
+    table: pd.DataFrame  # config, ours, paper, ours_norm, paper_norm, unit, doubtful
     spearman: float | None
     ratio_ours: float | None
     ratio_paper: float | None
@@ -41,6 +48,7 @@ class GuidelineSummary:
     column: str = ""
     platform: str = ""
     runtime: str = "eager"
+    paired: bool = False  # ours_norm holds round-paired ratios
 
     @property
     def place(self) -> str:
@@ -74,13 +82,32 @@ def paper_table(group: pd.DataFrame) -> pd.DataFrame:
         {"config": group["ref_config"].astype(str), "ours": ours, "paper": paper, "unit": unit}
     ).reset_index(drop=True)
     table["ours_norm"] = table["ours"] / table["ours"].iloc[0]
+    paired = paired_ratios(group)
+    if paired is not None:
+        table["ours_norm"] = paired
     table["paper_norm"] = table["paper"] / table["paper"].iloc[0]
-    columns = ["config", "ours", "paper", "ours_norm", "paper_norm", "unit"]
-    return table[columns].join(ours_interval(group, table))
+    table["doubtful"] = [is_doubtful(row) for _, row in group.iterrows()]
+    columns = ["config", "ours", "paper", "ours_norm", "paper_norm", "unit", "doubtful"]
+    return table[columns].join(ours_interval(group, table, paired is not None))
 
 
-def ours_interval(group: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """`ours_norm_low/_high`: each normalised throughput's interval (NaN without samples)."""
+def paired_ratios(group: pd.DataFrame) -> list[float] | None:
+    """The rows' round-paired ratios when every measured row has one (else None)."""
+    if "paired_ratio" not in group.columns:
+        return None
+    measured = group[group["status"] == "ok"] if "status" in group else group
+    values = pd.to_numeric(group["paired_ratio"], errors="coerce")
+    if measured.empty or values[measured.index].isna().any():
+        return None
+    return [float(v) for v in values]
+
+
+def ours_interval(group: pd.DataFrame, table: pd.DataFrame, paired: bool) -> pd.DataFrame:
+    """`ours_norm_low/_high`: each normalised throughput's interval (NaN without one)."""
+    if paired and {"paired_low", "paired_high"} <= set(group.columns):  # the rounds' own
+        low = pd.to_numeric(group["paired_low"], errors="coerce").reset_index(drop=True)
+        high = pd.to_numeric(group["paired_high"], errors="coerce").reset_index(drop=True)
+        return pd.DataFrame({"ours_norm_low": low, "ours_norm_high": high})
     # throughput = batch / latency, so its interval is the median latency's, inverted; the
     # first row's own uncertainty is not carried into the others (it is shown on its bar)
     nan = pd.Series(math.nan, index=table.index)
@@ -99,10 +126,10 @@ def ours_interval(group: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 def rank_correlation(table: pd.DataFrame) -> float | None:
     """Spearman's rho between ours and the paper's (None below MIN_CONFIGS or if undefined)."""
-    both = table.dropna(subset=["ours", "paper"])
+    both = table.dropna(subset=["ours_norm", "paper"])
     if len(both) < MIN_CONFIGS:
         return None
-    rho = spearmanr(both["ours"], both["paper"]).statistic
+    rho = spearmanr(both["ours_norm"], both["paper"]).statistic
     return None if pd.isna(rho) else float(rho)
 
 
@@ -116,8 +143,8 @@ def spread(values: pd.Series) -> float | None:
 
 def same_fastest(table: pd.DataFrame) -> bool:
     """Whether our fastest configuration is among the paper's fastest (ties allowed)."""
-    both = table.dropna(subset=["ours", "paper"])
-    ours_best = both.loc[both["ours"].idxmax(), "config"]
+    both = table.dropna(subset=["ours_norm", "paper"])
+    ours_best = both.loc[both["ours_norm"].idxmax(), "config"]
     return ours_best in set(both.loc[both["paper"] == both["paper"].max(), "config"])
 
 
@@ -130,11 +157,15 @@ def reproduced(table: pd.DataFrame, rho: float | None) -> bool | None:
 
 def sentence_for(name: str, table: pd.DataFrame, rho: float | None, ok: bool | None) -> str:
     """One plain sentence saying whether the guideline reproduced in this column."""
+    doubtful = int(table["doubtful"].sum())
+    if doubtful:
+        measured = int(table["ours"].notna().sum())
+        return f"{name}: not judged: {doubtful} of {measured} rows noisy."
     if ok is None:
         measured = int(table["ours"].notna().sum())
         return f"{name}: undecided, only {measured} configuration(s) with a usable ranking."
-    both = table.dropna(subset=["ours", "paper"])
-    fastest = both.loc[both["ours"].idxmax(), "config"]
+    both = table.dropna(subset=["ours_norm", "paper"])
+    fastest = both.loc[both["ours_norm"].idxmax(), "config"]
     paper_fastest = both.loc[both["paper"].idxmax(), "config"]
     if ok:
         return (
@@ -153,7 +184,7 @@ def summarize_group(keys: tuple, group: pd.DataFrame) -> GuidelineSummary:
     guideline, device, runtime, platform, column = keys
     table = paper_table(group)
     rho = rank_correlation(table)
-    ok = reproduced(table, rho)
+    ok = None if table["doubtful"].any() else reproduced(table, rho)
     place = device if runtime == "eager" else f"{device} ({runtime})"
     name = f"{guideline} {column} on {place} (paper: {platform or '?'}, {table['unit'].iloc[0]})"
     return GuidelineSummary(
@@ -161,13 +192,14 @@ def summarize_group(keys: tuple, group: pd.DataFrame) -> GuidelineSummary:
         device=device,
         table=table,
         spearman=rho,
-        ratio_ours=spread(table["ours"]),
+        ratio_ours=spread(table["ours_norm"]),
         ratio_paper=spread(table["paper"]),
         reproduced=ok,
         sentence=sentence_for(name, table, rho, ok),
         column=column,
         platform=platform,
         runtime=runtime,
+        paired=paired_ratios(group) is not None,
     )
 
 
@@ -195,8 +227,15 @@ def guideline_verdicts(summaries: list[GuidelineSummary]) -> list[str]:
         group = [s for s in summaries if (s.guideline, s.place) == (guideline, device)]
         good = [s.column for s in group if s.reproduced]
         decided = [s for s in group if s.reproduced is not None]
+        unjudged = [s.column for s in group if s.table["doubtful"].any()]
         if not any(s.table["ours"].notna().any() for s in group):
             sentences.append(f"{guideline} on {device}: not measured (every case skipped/failed).")
+            continue
+        if unjudged and not decided:
+            sentences.append(
+                f"{guideline} on {device}: not judged: {len(unjudged)} of {len(group)} columns "
+                "have noisy rows; measure on a quieter machine."
+            )
             continue
         if not decided:
             sentences.append(f"{guideline} on {device}: undecided (too few measured configs).")
@@ -204,8 +243,9 @@ def guideline_verdicts(summaries: list[GuidelineSummary]) -> list[str]:
         word = "reproduced" if len(good) == len(decided) else "partly reproduced"
         word = "did not reproduce" if not good else word
         listed = f" ({', '.join(good)})" if good else ""
+        skipped = f"; {len(unjudged)} not judged (noisy rows)" if unjudged else ""
         sentences.append(
             f"{guideline} on {device}: {word}: {len(good)} of {len(decided)} columns"
-            f"{listed} rank the configurations as the paper does."
+            f"{listed} rank the configurations as the paper does{skipped}."
         )
     return sentences

@@ -10,6 +10,7 @@ warnings print as one `warning:` line each.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import pickle
 import re
@@ -19,17 +20,20 @@ import warnings
 from typing import Annotated, Any
 
 import typer
+from typer._click import core as click_core
 from typer._click import exceptions as click_errors
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from bench.cli import count, gate, report, runs, timing, training
 from bench.cli.common import print_error, print_warning
+from bench.cli.imports import IMPORT_FLAG, IMPORT_HELP, take_imports
 from bench.core.errors import BenchError, clipped, first_line, one_line, unpickling_detail
 from bench.core.io import no_space_reason
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 DEBUG_VARIABLE = "BENCH_DEBUG"
+DISTRIBUTION = "cnn-bench"
 MAX_MESSAGE_CHARS = 1000
 DEBUG_HINT = f"(bench --debug or {DEBUG_VARIABLE}=1 shows the traceback)"
 _CHOICE_MESSAGE = re.compile(
@@ -124,15 +128,32 @@ def _fail(exc: Exception) -> None:
     sys.exit(code)
 
 
+def hide_flag_types(command: click_core.Command) -> None:
+    """Show flags in help without a `<bool>` type (they take no value); subcommands too."""
+    options = [p for p in command.params if isinstance(p, TyperOption) and p.is_flag]
+    help_option = command.get_help_option(click_core.Context(command))  # created once, cached
+    for option in [*options, *([help_option] if help_option else [])]:
+        option.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        hide_flag_types(sub)
+
+
 class BenchGroup(TyperGroup):
     """The app's command group: every error a user can cause ends as one line, never a traceback."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hide_flag_types(self)
+
+    def main(
+        self, args: Any = None, *rest: Any, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
         """Run the command; bad input prints one `error:` line and exits with code 2."""
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             try:
-                code = super().main(*args, standalone_mode=False, **kwargs)
+                args = take_imports(sys.argv[1:] if args is None else list(args))
+                code = super().main(args, *rest, standalone_mode=False, **kwargs)
             except click_errors.NoArgsIsHelpError as exc:  # the help text is already printed
                 sys.exit(exc.exit_code)
             except click_errors.ClickException as exc:
@@ -156,10 +177,30 @@ app = typer.Typer(
 )
 
 
+def print_version(requested: bool) -> None:
+    """`bench --version`: the installed cnn-bench version, then exit."""
+    if requested:
+        try:
+            version = importlib.metadata.version(DISTRIBUTION)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        print(f"bench (cnn-bench) {version}")
+        raise typer.Exit()
+
+
 @app.callback()
 def global_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="On an error, print its traceback before the line.")
+    ] = False,
+    imports: Annotated[  # taken out of the arguments by BenchGroup.main (shown here for --help)
+        list[str] | None, typer.Option(IMPORT_FLAG, help=IMPORT_HELP, metavar="MODULE")
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Options for every command (given before it: `bench --debug run ...`)."""

@@ -51,6 +51,13 @@ DeviceOverride = Annotated[
     Device | None, typer.Option("--device", help="Override the suite's default device.")
 ]
 SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet50 or g1:c1=128,c2=128.")]
+CpusOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cpus",
+        help="Pin the measuring process and its threads to these CPUs, e.g. 2,3 or 0-3.",
+    ),
+]
 CalibrateFlag = Annotated[
     bool,
     typer.Option(
@@ -68,6 +75,17 @@ def print_error(message: str) -> None:
 def print_warning(message: str) -> None:
     """One `warning:` line on stderr (as text, never as markup)."""
     stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def pin_to(cpus: str | None) -> list[int] | None:
+    """Parse --cpus and pin this process (and its threads) there; the CPUs, or None."""
+    if cpus is None:
+        return None
+    from bench.core.options import parse_cpu_list, pin_cpus
+
+    chosen = parse_cpu_list(cpus)
+    pin_cpus(chosen)
+    return chosen
 
 
 def print_json(payload: Any) -> None:

@@ -17,6 +17,7 @@ from bench.cli.common import (
     stderr,
     stdout,
 )
+from bench.cli.precheck import check_model_arguments
 from bench.core.choices import Dtype
 from bench.core.values import human_bytes, human_count
 
@@ -91,9 +92,10 @@ def count_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Params, mult-adds (flops = 2x), memory access cost and activation peak of one forward."""
+    shape = check_model_arguments(spec, input)
     from bench.measure.counting import count
 
-    result = count(spec, input_shape=input, batch=batch, dtype=dtype.value, fvcore=fvcore)
+    result = count(spec, input_shape=shape, batch=batch, dtype=dtype.value, fvcore=fvcore)
     if result.unhandled:
         listed = ", ".join(f"{op} x{calls}" for op, calls in result.unhandled.items())
         stderr.print(

@@ -20,22 +20,31 @@ from rich.table import Table
 
 from bench.cli.common import (
     CalibrateFlag,
+    CpusOption,
     DeviceOverride,
     SuiteArgument,
     output_width,
+    pin_to,
+    print_warning,
     stderr,
     stdout,
 )
 from bench.cli.progress import BudgetEta, EtaColumn
+from bench.cli.run_outcome import (
+    EXIT_INTERRUPTED,
+    RunWatcher,
+    check_finetunes,
+    interrupted_message,
+)
 from bench.cli.tables import fitted_table, measured_rows
-from bench.core.choices import RuntimeName
+from bench.core.choices import ModelSource, RuntimeName
 from bench.report.format import fmt_number, reason_lines
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from bench.analysis.guidelines import GuidelineSummary
-    from bench.runs.runner import CasePlan
+    from bench.runs.plans import CasePlan
     from bench.runs.suite import Case
 
 
@@ -58,7 +67,16 @@ ResumeOption = Annotated[
     str | None, typer.Option("--resume", help="Continue a run folder, or 'latest' of this suite.")
 ]
 ShardOption = Annotated[
-    str | None, typer.Option("--shard", help="K/N: run every N-th case from the K-th (0-based).")
+    str | None,
+    typer.Option(
+        "--shard",
+        help="K/N: run every N-th case (or interleaved unit) from the K-th (0-based); auto: "
+        "from a Slurm job array; auto/N: from a Kubernetes Indexed Job of N completions.",
+    ),
+]
+IsolateFlag = Annotated[
+    bool,
+    typer.Option("--isolate", help="Measure each case (or unit) in a fresh child process."),
 ]
 DataOption = Annotated[
     str | None, typer.Option("--data", help="Image folder for the suite's fine-tune cases.")
@@ -129,35 +147,62 @@ def run_command(
     calibrate: CalibrateFlag = True,
     tensorboard: TensorboardOption = None,
     runtime: RuntimesOverride = None,
+    isolate: IsolateFlag = False,
+    cpus: CpusOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
+    from bench.runs.suite import resolve_suite_path
+
+    resolve_suite_path(suite)  # a wrong name is answered before the runner loads
+    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.runs.folder import load_run
     from bench.runs.runner import run_suite
 
-    with progress_bar(progress) as observer:
-        run_dir = run_suite(
-            suite,
-            out,
-            device.value if device else None,
-            filter,
-            quick,
-            resume,
-            shard,
-            data,
-            calibrate,
-            tensorboard=tensorboard,
-            observer=observer,
-            runtimes=[r.value for r in runtime] if runtime else None,
-        )
+    runtimes = [r.value for r in runtime] if runtime else None
+    pinned = pin_to(cpus)
+    watcher = RunWatcher()
+    try:
+        with progress_bar(progress) as watcher.bar:
+            run_dir = run_suite(
+                suite,
+                out,
+                device.value if device else None,
+                filter,
+                quick,
+                resume,
+                shard,
+                data,
+                calibrate,
+                tensorboard=tensorboard,
+                observer=watcher,
+                runtimes=runtimes,
+                isolate=isolate,
+                cpus=pinned,
+            )
+    except KeyboardInterrupt:
+        if watcher.run_dir is None:
+            raise
+        selection = {"--device": device and device.value, "--filter": filter, "--quick": quick}
+        selection.update({"--shard": shard, "--data": data, "--tensorboard": tensorboard})
+        selection["--runtime"] = runtimes
+        stderr.print(interrupted_message(suite, watcher.run_dir, selection), highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     run = load_run(run_dir)
     print_run(run.rows, f"{run.env.get('suite')}: {run_dir}")
+    sentence = trust_sentence(run.rows)
+    if sentence and len(noisy_rows(run.rows)):
+        print_warning(f"some numbers cannot be trusted: {sentence}")
     stderr.print(f"run folder: {run_dir}", highlight=False)
+    check_finetunes(run)
 
 
 def print_run(rows: pd.DataFrame, title: str) -> None:
     """The measured rows' table, one line per skip/error reason, the guideline comparison."""
     from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
+    from bench.analysis.noise import row_mark, trust_sentence
 
+    marks = rows.apply(row_mark, axis=1) if len(rows) else None
+    rows = rows.assign(trust=marks.where(marks != "", None)) if marks is not None else rows
     width = output_width()
     measured = measured_rows(rows)
     if measured.empty:
@@ -176,6 +221,9 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
             stdout.print(summary_table(summary), width=width)
     for sentence in guideline_verdicts(summaries):
         stdout.print(sentence, highlight=False, width=width)
+    trust = trust_sentence(rows)
+    if trust:
+        stdout.print(f"trust: {trust}", highlight=False, width=width)
 
 
 def summary_table(summary: GuidelineSummary) -> Table:
@@ -187,6 +235,8 @@ def summary_table(summary: GuidelineSummary) -> Table:
         f"{'n/a' if ratio_ours is None else f'{ratio_ours:.2f}'}, paper "
         f"{'n/a' if ratio_paper is None else f'{ratio_paper:.2f}'}\n{summary.sentence}"
     )
+    if summary.paired:
+        caption = f"ours norm: paired by interleaved round\n{caption}"
     unit = summary.table["unit"].iloc[0]
     title = f"{summary.guideline} {summary.column} on {summary.place} ({unit})"
     table = Table(title=title, caption=caption)
@@ -195,7 +245,8 @@ def summary_table(summary: GuidelineSummary) -> Table:
         table.add_column(header, justify="left" if config else "right", no_wrap=True)
     for _, row in summary.table.iterrows():
         cells = [fmt_number(row[k]) for k in ("ours", "paper", "ours_norm", "paper_norm")]
-        table.add_row(str(row["config"]), *cells)
+        config = str(row["config"]) + (" (noisy)" if row.get("doubtful") else "")
+        table.add_row(config, *cells)
     return table
 
 
@@ -204,15 +255,30 @@ def list_command(
     pattern: Annotated[
         str | None, typer.Option("--pattern", help="Shell wildcard on model names.")
     ] = None,
+    source: Annotated[
+        ModelSource, typer.Option("--source", help="Where models come from.")
+    ] = ModelSource.registry,
+    names_only: Annotated[
+        bool, typer.Option("--names", help="Only the names, one a line (for scripts).")
+    ] = False,
 ) -> None:
-    """List registered networks, guideline blocks, or the shipped suites."""
+    """List networks (registry, torchvision or timm), guideline blocks, or the shipped suites."""
     if kind == ListKind.suites:
         stdout.print(suites_table())
         return
+    from bench.cli.listing import SPEC_FORMS_HINT, models_table
     from netdefs import list_models
 
-    for name in list_models(pattern, kind="network" if kind == ListKind.models else "block"):
-        stdout.print(name, highlight=False)
+    model_kind = "network" if kind == ListKind.models else "block"
+    if names_only:
+        for name in list_models(pattern, kind=model_kind, source=source.value):
+            stdout.print(name, highlight=False)
+        return
+    table, rows = models_table(source, pattern, model_kind)
+    stdout.print(table)
+    if rows == 0:
+        stderr.print(f"no {kind.value} match {pattern!r} in {source.value}", highlight=False)
+    stderr.print(SPEC_FORMS_HINT, highlight=False)
 
 
 def suites_table() -> Table:

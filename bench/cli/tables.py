@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from bench.core.values import is_missing
 from bench.report.format import (
     fmt_accuracy,
     fmt_int,
@@ -58,16 +59,18 @@ RUN_COLUMNS = (
     RunColumn("mult_adds", "mult-adds", prefixed=True),
     RunColumn("latency_ms_median", "median ms"),
     RunColumn("throughput", "images/s"),
+    RunColumn("paired_ratio", "paired"),  # interleaved: speed over the group's first, by round
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
     RunColumn("ref_throughput", "paper"),
     RunColumn("ref_unit", "paper unit", fmt_text, numeric=False),
+    RunColumn("trust", "trust", lambda mark: "" if is_missing(mark) else fmt_text(mark)),
 )
 SETUP_COLUMNS = {"device": "device", "runtime": "runtime", "batch": "batch"}  # source -> name
 # Left out in this order while the table does not fit the width (the model column stays); the
 # paper's throughput goes with its unit (the guideline tables below show both).
 DROP_ORDER = (
     ("ref_unit", "ref_throughput"), ("batch",), ("device",), ("params",), ("runtime",),
-    ("best_val_acc",), ("mult_adds",), ("throughput",),
+    ("paired_ratio",), ("best_val_acc",), ("mult_adds",), ("throughput",),
 )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -10,16 +11,24 @@ from rich.table import Table
 from bench.cli.common import (
     BatchOption,
     CalibrateFlag,
+    CpusOption,
     DeviceOption,
     DtypeOption,
     InputOption,
     JsonFlag,
     SpecArgument,
     ThreadsOption,
+    pin_to,
     print_json,
+    print_warning,
     stdout,
 )
+from bench.cli.precheck import check_model_arguments
 from bench.core.choices import Device, Dtype, Mode, RuntimeName
+from bench.core.values import human_bytes
+
+if TYPE_CHECKING:
+    from bench.measure.contention import Contention
 
 ChannelsLastFlag = Annotated[
     bool, typer.Option("--channels-last", help="Use the channels_last memory format.")
@@ -50,30 +59,53 @@ def time_command(
     budget: BudgetOption = 10.0,
     runtime: RuntimeOption = RuntimeName.eager,
     json_output: JsonFlag = False,
+    cpus: CpusOption = None,
 ) -> None:
     """Time one model: median/percentile latency (ms), throughput (images/s), raw samples."""
-    from bench.core.options import parse_dtype, parse_input_shape
+    shape = check_model_arguments(spec, input)
+    from bench.core.options import parse_dtype
+    from bench.measure.contention import ContentionProbe
     from bench.measure.timing import measure_latency
     from bench.runtimes import describe_runtimes
 
-    result = measure_latency(
-        spec,
-        input_shape=parse_input_shape(input) if input else None,
-        batch=batch,
-        device=device.value,
-        threads=threads,
-        dtype=parse_dtype(dtype.value),
-        channels_last=channels_last,
-        compile=compile,
-        mode=mode.value,
-        budget_s=budget,
-        runtime=runtime.value,
-    )
+    pin_to(cpus)
+    with ContentionProbe() as probe:
+        result = measure_latency(
+            spec,
+            input_shape=shape,
+            batch=batch,
+            device=device.value,
+            threads=threads,
+            dtype=parse_dtype(dtype.value),
+            channels_last=channels_last,
+            compile=compile,
+            mode=mode.value,
+            budget_s=budget,
+            runtime=runtime.value,
+        )
+    reasons = untrusted(result.to_dict(), probe.result)
     if json_output:
         described = describe_runtimes([result.runtime])[result.runtime]
-        print_json({"spec": spec, **result.to_dict(), "runtime_versions": described})
+        extra = {"runtime_versions": described, "noise": reasons}
+        if probe.result is not None:
+            extra.update(probe.result.as_row())
+        print_json({"spec": spec, **result.to_dict(), **extra})
     else:
         stdout.print(latency_table(spec, result.to_dict()))
+    if reasons:
+        print_warning(
+            f"this number cannot be trusted ({'; '.join(reasons)}); measure again on a "
+            "quieter machine, pin it with --cpus, or give it a longer --budget"
+        )
+
+
+def untrusted(data: dict, found: Contention | None) -> list[str]:
+    """Why a `bench time` result cannot be trusted ([] when it can)."""
+    from bench.measure.contention import is_contended
+    from bench.measure.trust import noise_reasons
+
+    busy = found.contention if found is not None and is_contended(found) else None
+    return noise_reasons(data["cv"], data["stop_reason"], data["rel_halfwidth"], None, busy)
 
 
 def latency_table(spec: str, data: dict) -> Table:
@@ -87,20 +119,26 @@ def latency_table(spec: str, data: dict) -> Table:
     table.add_row("throughput (images/s)", f"{data['throughput']:.2f}")
     halfwidth = data["rel_halfwidth"]
     table.add_row("median CI95 half-width", "n/a" if halfwidth is None else f"{halfwidth:.2%}")
-    for key in ("n_samples", "iters_per_sample", "stop_reason", "warmup_iters", "compile_s"):
+    for key in ("n_samples", "iters_per_sample", "stop_reason", "warmup_iters"):
         table.add_row(key, str(data[key]))
+    table.add_row("compile_s", number_or_na(data["compile_s"], "{:.2f}"))
     table.add_row("runtime", str(data["runtime"]))
-    table.add_row("prepare_s (export/compile/load)", f"{data['prepare_s']:.3f}")
-    table.add_row("first_ms (first inference)", f"{data['first_ms']:.3f}")
+    table.add_row("prepare_s (export/compile/load)", number_or_na(data["prepare_s"], "{:.3f}"))
+    table.add_row("first_ms (first inference)", number_or_na(data["first_ms"], "{:.3f}"))
     parity = data["parity_max_abs"]
-    table.add_row("parity_max_abs (vs eager)", "n/a" if parity is None else f"{parity:.3g}")
+    table.add_row("parity_max_abs (vs eager)", number_or_na(parity, "{:.3g}"))
     peak = data["peak_mem_bytes"]
-    table.add_row(
-        f"peak_mem_bytes ({data['peak_mem_kind']})", "n/a" if peak is None else f"{peak:,}"
-    )
+    table.add_row(f"peak memory ({data['peak_mem_kind']})", number_or_na(peak, human_bytes))
     for key in ("device", "threads", "batch", "dtype", "mode"):
         table.add_row(key, str(data[key]))
     return table
+
+
+def number_or_na(value: float | None, style: str | Callable[[float], str]) -> str:
+    """A number in a format pattern or through a formatter; `n/a` when there is none."""
+    if value is None:
+        return "n/a"
+    return style.format(value) if isinstance(style, str) else style(value)
 
 
 def env_command(

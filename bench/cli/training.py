@@ -88,17 +88,30 @@ def _annotate_all(results: list[dict], dest: Path) -> None:
 
 
 def flowers(
-    dest: Annotated[Path, typer.Option("--dest", help="Where to unpack.")] = Path("data"),
+    dest: Annotated[
+        Path | None,
+        typer.Option("--dest", help="Unpack here instead of the cache that suites look in."),
+    ] = None,
     source: Annotated[
         Path | None, typer.Option("--from", help="Unpack this local .tar/.tgz instead.")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Download timeout (s).")] = 30.0,
 ) -> None:
-    """Download and unpack TensorFlow's flower_photos (or unpack a local archive with --from)."""
-    from bench.train.data import FLOWERS_URL, fetch_flowers
+    """Fetch TensorFlow's flower_photos for `data: flowers` (or unpack a local archive, --from)."""
+    from bench.train.data import fetch_flowers, install_dataset
+    from bench.train.datasets import DATASETS, dataset_in, datasets_cache
 
-    root = fetch_flowers(dest, source, FLOWERS_URL, timeout)
-    stdout.print(f"flower photos ready in {root}")
+    dataset = DATASETS["flowers"]
+    if dest is not None:
+        root = fetch_flowers(dest, source, dataset.url, timeout)
+        stdout.print(f"flower photos ready in {root}; use them with `--data {root}`")
+        return
+    cached = dataset_in(datasets_cache(), dataset)
+    if cached is not None and source is None:
+        stdout.print(f"flower photos already in {cached}; suites naming `data: flowers` use them")
+        return
+    root = install_dataset(dataset, source, timeout)
+    stdout.print(f"flower photos ready in {root}; suites naming `data: flowers` find them there")
 
 
 def register(app: typer.Typer) -> None:

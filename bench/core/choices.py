@@ -20,6 +20,8 @@ LatencyStat = StrEnum(
     "LatencyStat",
     ["latency_ms_median", "latency_ms_mean", "latency_ms_p10", "latency_ms_p90", "latency_ms_p99"],
 )
+# Where `bench list models` looks for networks.
+ModelSource = StrEnum("ModelSource", ["registry", "torchvision", "timm"])
 # Whether `bench compare` divides latencies by each run's calibration.
 Normalize = StrEnum("Normalize", ["auto", "none", "calibration"])
 

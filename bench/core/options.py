@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -101,3 +103,54 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
         yield torch.get_num_threads()
     finally:
         torch.set_num_threads(previous)
+
+
+def allowed_cpus() -> set[int]:
+    """The CPUs this process may run on (all CPUs where affinity is not supported)."""
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """`0,2-3` -> [0, 2, 3]: CPUs this process may use; BenchError naming the bad part."""
+    allowed = allowed_cpus()
+    choices = _format_cpu_list(sorted(allowed))
+    cpus: set[int] = set()
+    for part in str(text).split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high if dash else low)
+        except ValueError:
+            first, last = -1, -2
+        if first < 0 or last < first:
+            raise BenchError(f"--cpus {text!r}: {part.strip()!r} is not a CPU or a range A-B")
+        cpus.update(range(first, last + 1))
+    outside = sorted(cpus - allowed)
+    if outside:
+        raise BenchError(f"--cpus {text!r}: CPU {outside[0]} is not available here ({choices})")
+    return sorted(cpus)
+
+
+def _format_cpu_list(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    spans: list[list[int]] = []
+    for cpu in cpus:
+        if spans and cpu == spans[-1][1] + 1:
+            spans[-1][1] = cpu
+        else:
+            spans.append([cpu, cpu])
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
+
+
+def pin_cpus(cpus: list[int]) -> None:
+    """Pin this process and every thread it already has to `cpus` (new threads inherit it)."""
+    if not hasattr(os, "sched_setaffinity"):
+        raise BenchError("--cpus: this system cannot pin a process to CPUs")
+    tasks = Path("/proc/self/task")
+    tids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except ProcessLookupError:
+            continue  # the thread ended meanwhile

@@ -97,6 +97,15 @@ class CountingMode(TorchDispatchMode):
         self.module_stack: list[str] = [""]
         self.records: list[OpRecord] = []
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """False: counting never runs under torch.compile, so torch._dynamo need not be imported.
+
+        By default torch wraps `__torch_dispatch__` in `torch._disable_dynamo`, whose first call
+        imports torch._dynamo (seconds of a `bench count` start-up).
+        """
+        return False
+
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple = (), kwargs: Any = None
     ) -> Any:
@@ -287,9 +296,13 @@ def count(
     shape = settle_input_shape(model, input_shape)
     try:
         records, peak = record_forward(model, (batch, *shape), dtype, handlers)
-    except (RuntimeError, NotImplementedError, TypeError) as exc:
+    except BenchError:
+        raise
+    except Exception as exc:  # a forward may assert anything about the input it is given
+        name = getattr(model, "spec", type(model).__name__)
         raise BenchError(
-            f"cannot count input {format_input_shape(shape)}: {first_line(exc)}"
+            f"cannot count input {format_input_shape(shape)} of {name}: "
+            f"{type(exc).__name__}: {first_line(exc)}"
         ) from None
     result = totals_from_records(records, peak, sum(p.numel() for p in model.parameters()))
     result.input, result.batch, result.dtype = format_input_shape(shape), batch, dtype_name(dtype)

@@ -10,6 +10,7 @@ across machines.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import platform
 import shutil
 import socket
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import psutil
 import torch
-import torchvision
 from torch import nn
 
 from bench.core.options import resolve_device
@@ -97,13 +97,21 @@ def run_calibration(device: str = "cpu") -> dict:
     }
 
 
+def installed_version(distribution: str) -> str | None:
+    """A package's installed version from its metadata, without importing it (None if absent)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def collect_env(calibrate: bool = True, device: str = "cpu") -> dict:
     """Versions, hardware, git state and (optionally) a calibration of `device`; JSON-ready."""
     device = resolve_device(device)
     env = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": installed_version("torchvision"),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "cores_physical": psutil.cpu_count(logical=False),

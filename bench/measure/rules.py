@@ -72,6 +72,39 @@ def _addmv_mult_adds(args: tuple, out: Any) -> int:
     return args[1].numel()
 
 
+def _addbmm_mult_adds(args: tuple, out: Any) -> int:
+    """addbmm(bias, a, b): the batched product's mult-adds (summed over the batch)."""
+    return _bmm_mult_adds(args[1:], out)
+
+
+def _trilinear_mult_adds(args: tuple, out: Any) -> int:
+    """_trilinear(i1, i2, i3, expand1, expand2, expand3, ...) (nn.Bilinear): one mult-add per
+    point of the three inputs' broadcast shape (each unsqueezed at its expand dims)."""
+    tensors, expands = args[:3], args[3:6]
+    ndim = tensors[0].dim() + len(expands[0])
+    sizes = [1] * ndim
+    for tensor, expand in zip(tensors, expands, strict=True):
+        shape = list(tensor.shape)
+        for dim in sorted(expand):
+            shape.insert(dim, 1)
+        sizes = [max(a, b) for a, b in zip(sizes, shape, strict=True)]
+    return _prod(sizes)
+
+
+def _attention_mult_adds(args: tuple, out: Any) -> int:
+    """Fused scaled-dot-product attention (q, k, v, ...): q @ k^T plus weights @ v per head."""
+    q, k, v = args[0], args[1], args[2]
+    *batch, length, depth = q.shape
+    return _prod(batch) * length * k.shape[-2] * (depth + v.shape[-1])
+
+
+FUSED_ATTENTION_OPS = (  # outputs beyond the first (log-sum-exp, seeds) are for backward
+    aten._scaled_dot_product_flash_attention_for_cpu,
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_cudnn_attention,
+)
+
 MULT_ADD_HANDLERS: dict[Any, MultAddHandler] = {
     aten.convolution: _conv_mult_adds,
     aten._convolution: _conv_mult_adds,
@@ -82,6 +115,9 @@ MULT_ADD_HANDLERS: dict[Any, MultAddHandler] = {
     aten.mv: _mv_mult_adds,
     aten.dot: _mv_mult_adds,
     aten.addmv: _addmv_mult_adds,
+    aten.addbmm: _addbmm_mult_adds,
+    aten._trilinear: _trilinear_mult_adds,
+    **dict.fromkeys(FUSED_ATTENTION_OPS, _attention_mult_adds),
 }
 
 FREE_OPS = frozenset(
@@ -92,7 +128,8 @@ FREE_OPS = frozenset(
         *(aten.squeeze, aten.squeeze_, aten.unsqueeze, aten.unsqueeze_),
         *(aten.split, aten.split_with_sizes, aten.chunk, aten.unbind),
         *(aten.detach, aten.detach_, aten.lift_fresh, aten.view_as_real, aten.view_as_complex),
-        *(aten.empty, aten.empty_like, aten.empty_strided),
+        *(aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty),
+        *(aten.new_empty_strided, aten.as_strided_, aten.expand_as, aten.view_as),
     }
 )
 
@@ -117,16 +154,30 @@ ZERO_MULT_ADD_OPS = frozenset(
         *(aten._softmax, aten._log_softmax, aten.softmax, aten.log_softmax),
         *(aten.fill_, aten.zero_, aten.zeros, aten.ones, aten.full),
         *(aten.zeros_like, aten.ones_like, aten.full_like),
+        *(aten.new_zeros, aten.new_ones, aten.new_full, aten.scalar_tensor, aten.arange),
+        *(aten._safe_softmax, aten.mish, aten.mish_, aten.softplus, aten._prelu_kernel),
+        *(aten.masked_fill, aten.masked_fill_, aten.roll, aten.repeat, aten.im2col),
+        *(aten.index, aten.index_select, aten.gather, aten.flip, aten.linalg_vector_norm),
+        *(aten.eq, aten.ne, aten.lt, aten.le, aten.gt, aten.ge, aten.logical_not),
+        *(aten.logical_and, aten.logical_or, aten.upsample_bicubic2d, aten.upsample_nearest3d),
+        *(aten.upsample_trilinear3d, aten.adaptive_avg_pool3d, aten._adaptive_avg_pool3d),
+        *(aten.gelu_, aten.elu_, aten.erf, aten.reciprocal, aten.square, aten.sign),
+        *(aten.exp_, aten.sqrt_, aten.tanh_, aten.floor, aten.ceil, aten.round, aten.var_mean),
+        *(aten.std, aten.var, aten.max, aten.min, aten.argmax, aten.topk, aten.sort),
+        *(aten.prod, aten.norm, aten.native_dropout, aten.bernoulli_, aten.cumsum),
+        *(aten.sin, aten.cos, aten.bitwise_not, aten.bitwise_and, aten.bitwise_or),
     }
 )
 
-# Extra outputs that inference does not produce: saved batch-norm statistics (kept for backward)
-# and max-pooling indices. Only the first output of these ops is counted as written.
+# Extra outputs that inference does not produce: saved batch-norm statistics (kept for backward),
+# max-pooling indices and fused attention's log-sum-exp. Only the first output of these ops is
+# counted as written.
 FIRST_OUTPUT_ONLY = frozenset(
     {
         *(aten.native_batch_norm, aten._native_batch_norm_legit_no_training),
         *(aten._native_batch_norm_legit, aten.native_layer_norm, aten.native_group_norm),
         *(aten.max_pool2d_with_indices, aten.max_pool3d_with_indices, aten.adaptive_max_pool2d),
+        *FUSED_ATTENTION_OPS,
     }
 )
 

@@ -9,11 +9,14 @@ settled, raw samples until the median is known, CUDA events on GPU.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import torch
 from torch import nn
@@ -21,7 +24,12 @@ from torch import nn
 from bench.core.choices import MODES
 from bench.core.errors import BenchError, first_line
 from bench.core.models import model_and_shape
-from bench.core.options import check_supported_dtype, fixed_threads, resolve_device
+from bench.core.options import (
+    check_supported_dtype,
+    fixed_threads,
+    format_input_shape,
+    resolve_device,
+)
 from bench.measure.counting import activation_peak
 from bench.measure.parity import check_parity
 from bench.measure.sampling import (
@@ -78,6 +86,11 @@ class LatencyResult:
     first_ms: float | None = None
     parity_max_abs: float | None = None
     runtime_details: dict = field(default_factory=dict)
+    paired_ratio: float | None = None  # interleaved: speed over the group's first member
+    paired_low: float | None = None
+    paired_high: float | None = None
+    rounds: int | None = None
+    sample_rounds: list[int] | None = None  # interleaved: the round of each raw sample
 
     def to_dict(self) -> dict:
         """JSON-ready dict with the field names above (infinite half-width becomes None)."""
@@ -225,6 +238,73 @@ class TimedRun:
     details: dict
 
 
+@dataclass
+class WarmSession:
+    """A prepared session after its first call, parity check and warm-up, ready to be sampled."""
+
+    session: Session
+    time_once: TimeOnce  # times `iters_per_sample` steps
+    iters_per_sample: int
+    warmup_iters: int
+    runtime: str
+    prepare_s: float
+    first_s: float
+    parity_max_abs: float | None
+    peak_memory: Callable[[], tuple[int | None, str]]  # measured after the samples
+    warmup_s: float
+
+
+def mode_context(mode: str) -> contextlib.AbstractContextManager:
+    """Inference mode for `infer` (as inference runs), autograd enabled for `train`."""
+    return torch.inference_mode() if mode == "infer" else torch.enable_grad()
+
+
+def warm_session(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    engine: Runtime,
+    target: Target,
+    warmup_budget_s: float,
+    clock: Clock,
+) -> WarmSession:
+    """Prepare, time the first call, check parity, warm up, pick iterations per sample.
+
+    The runtime prepares outside inference mode (exporters trace the model and must see
+    ordinary tensors); every timed call runs inside it, as inference does.
+    """
+    with runs_on_input(model, inputs):
+        reference = _eager_output(model, inputs, engine, target)
+    start = clock()
+    session = engine.prepare(model, inputs, target)
+    prepare_s = clock() - start
+    with mode_context(target.mode):
+        with runs_on_input(model, inputs):
+            first_s = _timer(session.step, target.device, clock)()
+        parity = _parity(session, reference, target.dtype)
+        if target.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = clock()
+        timer = _timer(session.step, target.device, clock)
+        warm = warm_up(timer, clock, WarmupRule(budget_s=warmup_budget_s))
+    k = iters_per_sample(statistics.median(warm[-5:]), FAST_SAMPLE_S)
+    time_once = _timer(repeat(session.step, k), target.device, clock)
+    return WarmSession(
+        session, time_once, k, len(warm), engine.name, prepare_s, first_s, parity,
+        partial(_peak_memory, model, inputs, target), clock() - start,
+    )  # fmt: skip
+
+
+def timed_run(warm: WarmSession, samples: list[float], reason: str) -> TimedRun:
+    """The TimedRun of a warmed session and its samples (seconds per sample of k iterations)."""
+    peak, kind = warm.peak_memory()
+    k = warm.iters_per_sample
+    return TimedRun(
+        [s / k for s in samples], reason, warm.warmup_iters, peak, kind, k, warm.runtime,
+        warm.prepare_s, warm.first_s, warm.parity_max_abs, dict(warm.session.details),
+    )  # fmt: skip
+
+
 def _run_timed(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -233,24 +313,38 @@ def _run_timed(
     rule: StopRule,
     clock: Clock,
 ) -> TimedRun:
-    """Prepare, time the first call, check parity, warm up, pick iterations per sample, sample.
+    """Warm the session (a quarter of the budget at most), then sample within what is left."""
+    warm = warm_session(model, inputs, engine, target, rule.budget_s / 4.0, clock)
+    remaining = replace(rule, budget_s=max(rule.budget_s - warm.warmup_s, 0.0))
+    with mode_context(target.mode):
+        samples, reason = collect_samples(warm.time_once, clock, remaining)
+    return timed_run(warm, samples, reason)
 
-    The runtime prepares outside inference mode (exporters trace the model and must see
-    ordinary tensors); every timed call runs inside it, as inference does.
+
+@contextmanager
+def runs_on_input(model: nn.Module, inputs: torch.Tensor) -> Iterator[None]:
+    """The first call on an input: a failure becomes one line naming the model and the input.
+
+    BenchErrors and allocation failures pass unchanged (the CLI says what they are).
     """
-    reference = _eager_output(model, inputs, engine, target)
-    start = clock()
-    session = engine.prepare(model, inputs, target)
-    prepare_s = clock() - start
-    with torch.inference_mode() if target.mode == "infer" else torch.enable_grad():
-        first_s = _timer(session.step, target.device, clock)()
-        parity = _parity(session, reference, target.dtype)
-        samples, reason, warm, k = _sample(session, target.device, rule, clock)
-    peak, kind = _peak_memory(model, inputs, target)
-    return TimedRun(
-        [s / k for s in samples], reason, len(warm), peak, kind, k,
-        engine.name, prepare_s, first_s, parity, dict(session.details),
-    )  # fmt: skip
+    try:
+        yield
+    except (BenchError, MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as exc:
+        if _is_allocation_failure(exc):
+            raise
+        label = getattr(model, "spec", None) or type(model).__name__
+        given = format_input_shape(tuple(inputs.shape[1:]))
+        raise BenchError(
+            f"model {label!r} cannot run on input {given} (batch {inputs.shape[0]}): "
+            f"{first_line(exc)}"
+        ) from None
+
+
+def _is_allocation_failure(exc: Exception) -> bool:
+    """The CPU allocator's RuntimeError for a failed allocation."""
+    return isinstance(exc, RuntimeError) and "allocate" in str(exc).lower()
 
 
 def _eager_output(
@@ -266,27 +360,6 @@ def _eager_output(
 def _parity(session: Session, reference: torch.Tensor | None, dtype: torch.dtype) -> float | None:
     """max |runtime - eager| after the first call (None when there is nothing to compare)."""
     return None if reference is None else check_parity(session.output(), reference, dtype)
-
-
-def _sample(
-    session: Session, device: str, rule: StopRule, clock: Clock
-) -> tuple[list[float], str, list[float], int]:
-    """Warm up, choose iterations per sample, collect samples within what is left of the budget."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = clock()
-    warm = warm_up(_timer(session.step, device, clock), clock, _warmup_rule(rule))
-    k = iters_per_sample(statistics.median(warm[-5:]), FAST_SAMPLE_S)
-    remaining = replace(rule, budget_s=max(rule.budget_s - (clock() - start), 0.0))
-    step = repeat(session.step, k)
-    samples, reason = collect_samples(_timer(step, device, clock), clock, remaining)
-    return samples, reason, warm, k
-
-
-def _warmup_rule(rule: StopRule) -> WarmupRule:
-    """Warm-up gets at most a quarter of the budget; sampling gets what is left."""
-    return WarmupRule(budget_s=rule.budget_s / 4.0)
 
 
 def _timer(run: Callable[[], object], device: str, clock: Clock) -> TimeOnce:

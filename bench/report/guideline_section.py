@@ -44,8 +44,11 @@ def _times(ratio: Any) -> str:
 
 
 def _guideline_table(table: pd.DataFrame) -> pd.DataFrame:
-    """A summary's table with units in the headers and formatted cells."""
+    """A summary's table with units in the headers and formatted cells (doubtful rows marked)."""
     unit = fmt_text(table["unit"].iloc[0]) if "unit" in table else "images/s"
+    if "doubtful" in table:
+        pairs = zip(table["config"], table["doubtful"], strict=True)
+        table = table.assign(config=[f"{c} (noisy)" if d else c for c, d in pairs])
     columns = (
         Column("config", "config", fmt_text),
         Column("ours", f"ours ({unit})", fmt_number),
@@ -94,9 +97,10 @@ def guideline_lines(summary: GuidelineSummary, fig_dir: Path) -> list[str]:
     """One guideline column: table, rho, the two sentences and the bar chart."""
     title = _title(summary)
     lines = [f"### {title}", "", markdown_table(_guideline_table(summary.table)), ""]
+    paired = " (ours: round-paired ratios to the first row)" if summary.paired else ""
     lines.append(
         f"Spearman rho (ours vs paper): {fmt_rho(summary.spearman)}; "
-        f"reproduced: {_yes_no(summary.reproduced)}."
+        f"reproduced: {_yes_no(summary.reproduced)}{paired}."
     )
     lines += ["", f"**{ratio_sentence(summary)}.**", "", fmt_text(summary.sentence), ""]
     runtime = "" if summary.runtime == "eager" else summary.runtime

@@ -8,6 +8,7 @@ import pandas as pd
 
 from bench.analysis.compare import Comparison, compare
 from bench.analysis.fits import MIN_FIT_CASES, latency_fits
+from bench.analysis.noise import row_mark, trust_sentence
 from bench.core.errors import BenchError
 from bench.report.format import fmt_number, fmt_r2, fmt_text, reason_lines
 from bench.report.tables import (
@@ -88,11 +89,21 @@ def results_section(rows: pd.DataFrame) -> list[str]:
     ok = rows[rows["status"] == "ok"]
     if ok.empty:
         return [*lines, "No ok rows in these runs.", ""]
+    trust = trust_sentence(ok)
+    if trust:
+        lines += [f"Trust: {fmt_text(trust)} {TRUST_NOTE}", ""]
+    marks = ok.apply(row_mark, axis=1)
+    ok = ok.assign(trust=marks.where(marks != "", None))
     for (suite, group), frame in ok.groupby(["suite", "group"], sort=False):
         lines += [f"### {fmt_text(suite)}: {fmt_text(group)} ({len(frame)} cases)", ""]
         lines += result_tables(frame)
     return lines
 
+
+TRUST_NOTE = (
+    "Rows marked *noisy* vary too much, stopped on their budget with a wide interval, or were "
+    "measured on a busy machine; *budget* rows stopped on their budget."
+)
 
 FIT_INTRO = """Least-squares fits (with intercept) of median latency on mult-adds alone and on
 mult-adds + MAC bytes, over the ok inference cases of one batch size. ShuffleNet

@@ -67,6 +67,8 @@ VALUE_COLUMNS = (
     Column("cv", "CV (%)", fmt_percent),
     Column("throughput", "throughput (images/s)", fmt_number),
     Column("n_samples", "samples", fmt_int),
+    Column("paired_ratio", "paired speed / first row", fmt_number),
+    Column("trust", "trust", fmt_text),
     Column("peak_mem_bytes", "peak memory", unit="B"),
     Column("ref_mult_adds", "paper mult-adds", unit=""),
     Column("best_val_acc", "best val acc (%)", fmt_accuracy),

@@ -82,9 +82,17 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def write_samples(run_dir: Path, samples: dict[str, list[float]]) -> None:
-    """Rewrite samples.jsonl atomically: one {"case_id", "samples_ms"} object per line."""
-    lines = (json.dumps({"case_id": k, "samples_ms": v}) for k, v in samples.items())
+def write_samples(
+    run_dir: Path, samples: dict[str, list[float]], rounds: dict[str, list[int]] | None = None
+) -> None:
+    """Rewrite samples.jsonl atomically: one {"case_id", "samples_ms"} object per line, plus
+    "rounds" (the round of each sample) for cases measured in interleaved rounds."""
+    rounds = rounds or {}
+    records = (
+        {"case_id": k, "samples_ms": v, **({"rounds": rounds[k]} if k in rounds else {})}
+        for k, v in samples.items()
+    )
+    lines = (json.dumps(record) for record in records)
     atomic_write_text(run_dir / SAMPLES_JSONL, "".join(line + "\n" for line in lines))
 
 
@@ -175,6 +183,21 @@ def read_samples(run_dir: Path) -> dict[str, list[float]]:
         except (ValueError, KeyError, TypeError) as exc:
             raise BenchError(f"{path}:{number}: bad samples line ({exc})") from None
     return samples
+
+
+def read_sample_rounds(run_dir: Path) -> dict[str, list[int]]:
+    """case_id -> the round of each raw sample, for cases measured in interleaved rounds."""
+    path = Path(run_dir) / SAMPLES_JSONL
+    if not path.exists():
+        return {}
+    found: dict[str, list[int]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            found[str(record["case_id"])] = [int(v) for v in record["rounds"]]
+        except (ValueError, KeyError, TypeError):
+            continue  # no rounds (a sequential case), or a line read_samples reports
+    return found
 
 
 def read_epochs(run_dir: Path) -> pd.DataFrame | None:

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,9 +27,11 @@ import torch
 
 from bench.core.errors import BenchError, one_line
 from bench.core.io import DiskFullError, remove_temp_files, write_json, write_yaml
-from bench.core.options import parse_dtype
+from bench.core.options import parse_dtype, pin_cpus
+from bench.measure.contention import CONTENTION_LIMIT, ContentionProbe
 from bench.measure.counting import count
 from bench.measure.env import collect_env, git_commit
+from bench.measure.interleaved import measure_interleaved
 from bench.measure.timing import measure_latency
 from bench.runs.folder import (
     check_format_version,
@@ -37,12 +40,15 @@ from bench.runs.folder import (
     read_epochs,
     read_json,
     read_rows,
+    read_sample_rounds,
     read_samples,
     write_epochs,
     write_rows,
     write_samples,
 )
+from bench.runs.isolate import run_isolated
 from bench.runs.lock import run_folder_lock
+from bench.runs.plans import QUICK_BUDGET_S, CasePlan, case_budget, case_plan
 from bench.runs.schema import (
     ENV_JSON,
     FINISHED,
@@ -52,21 +58,21 @@ from bench.runs.schema import (
     env_row,
     latency_row,
 )
+from bench.runs.shards import resolve_shard
 from bench.runs.suite import (
     Case,
     Suite,
     load_suite,
-    parse_shard,
     resolve_suite_path,
     select_cases,
 )
+from bench.runs.units import ProbeFactory, measure_trusted, plan_units, shard_units
 from bench.runtimes import describe_runtimes
 from bench.train.loop import finetune
 from bench.train.options import parse_train_options
 from bench.train.state import discard_train_state
 
 RESULTS_DIR = Path("results")
-QUICK_BUDGET_S = 0.3
 
 
 class RunObserver(Protocol):
@@ -87,6 +93,7 @@ class RunContext:
     quick: bool = False
     data: str | None = None
     tensorboard: str | None = None
+    isolate: bool = False
 
 
 @dataclass
@@ -96,37 +103,11 @@ class Measurement:
     row: dict[str, Any]
     samples_ms: list[float] | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
+    sample_rounds: list[int] | None = None  # interleaved: the round of each raw sample
 
 
 Measure = Callable[[Case, RunContext], Measurement]
-
-
-def case_budget(case: Case, quick: bool) -> float:
-    """The case's latency budget in seconds (shrunk to QUICK_BUDGET_S by --quick)."""
-    return min(case.budget_s, QUICK_BUDGET_S) if quick else case.budget_s
-
-
-@dataclass(frozen=True)
-class CasePlan:
-    """What a pending case is expected to take: its budgets in seconds, before it runs.
-
-    `budget_s` is the latency budget plus a fine-tune's time budget (None: a fine-tune without
-    one, whose length is not known beforehand); `skipped` cases run nothing.
-    """
-
-    budget_s: float | None
-    skipped: bool = False
-
-
-def case_plan(case: Case, quick: bool, cuda: bool) -> CasePlan:
-    """The plan of one case (`cuda`: whether this machine has CUDA)."""
-    if case.device == "cuda" and not cuda:
-        return CasePlan(0.0, skipped=True)
-    latency = case_budget(case, quick) if "latency" in case.metrics else 0.0
-    if case.kind != "finetune":
-        return CasePlan(latency)
-    train = dict(case.train).get("time_budget_s")
-    return CasePlan(None if train is None else latency + float(train))
+MeasureGroup = Callable[[list[Case], RunContext], list[Measurement]]
 
 
 def count_columns(case: Case) -> dict[str, Any]:
@@ -137,19 +118,22 @@ def count_columns(case: Case) -> dict[str, Any]:
 
 def latency_columns(case: Case, quick: bool) -> tuple[dict[str, Any], list[float]]:
     """Latency statistics (ms), throughput (images/s), batches/s and the raw samples."""
-    result = measure_latency(
-        case.model,
-        input_shape=case.input,
-        batch=case.batch,
-        device=case.device,
-        threads=case.threads,
-        dtype=parse_dtype(case.dtype),
-        channels_last=case.channels_last,
-        mode=case.mode,
-        budget_s=case_budget(case, quick),
-        runtime=case.runtime,
-    )
+    budget = case_budget(case, quick)
+    result = measure_latency(case.model, case.input, budget_s=budget, **timing_settings(case))
     return latency_row(result), list(result.samples_ms)
+
+
+def timing_settings(case: Case) -> dict[str, Any]:
+    """The keyword arguments of a case's latency measurement besides model, input, budget."""
+    return {
+        "batch": case.batch,
+        "device": case.device,
+        "threads": case.threads,
+        "dtype": parse_dtype(case.dtype),
+        "channels_last": case.channels_last,
+        "mode": case.mode,
+        "runtime": case.runtime,
+    }
 
 
 def measure_case(case: Case, ctx: RunContext) -> Measurement:
@@ -165,6 +149,19 @@ def measure_case(case: Case, ctx: RunContext) -> Measurement:
         timing, samples = latency_columns(case, ctx.quick)
         row.update(timing)
     return Measurement(row, samples, epochs)
+
+
+def measure_group(cases: list[Case], ctx: RunContext) -> list[Measurement]:
+    """The real measurement of an interleaved unit: counts per case, latency in rounds."""
+    members = [(case.model, case.input) for case in cases]
+    budget = sum(case_budget(case, ctx.quick) for case in cases)
+    results = measure_interleaved(members, budget_s=budget, **timing_settings(cases[0]))
+    measured = []
+    for case, result in zip(cases, results, strict=True):
+        row = count_columns(case) if "count" in case.metrics else {}
+        row.update(latency_row(result))
+        measured.append(Measurement(row, list(result.samples_ms), [], result.sample_rounds))
+    return measured
 
 
 def finetune_columns(case: Case, ctx: RunContext) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -193,8 +190,49 @@ def run_case(case: Case, ctx: RunContext, measure: Measure, env_row: dict) -> Me
         raise
     except Exception as exc:  # any failure of one case must not stop the run
         return error_measurement(base, exc)
+    return ok_measurement(base, measured)
+
+
+def ok_measurement(base: dict[str, Any], measured: Measurement) -> Measurement:
+    """A measured case's row: its base columns, the measured values that are set, status ok."""
     row = {**base, **{k: v for k, v in measured.row.items() if v is not None}, "status": "ok"}
-    return Measurement(row, measured.samples_ms, measured.epochs)
+    return Measurement(row, measured.samples_ms, measured.epochs, measured.sample_rounds)
+
+
+def run_group(
+    unit: list[Case], ctx: RunContext, measures: tuple[Measure, MeasureGroup], env_row: dict
+) -> list[Measurement]:
+    """Measure a unit: together in rounds, else (one case, no CUDA, or a failure) one by one.
+
+    When the unit fails as a whole, each case is measured alone, so one broken model's error
+    stays its own row.
+    """
+    measure, group = measures
+    cuda_missing = unit[0].device == "cuda" and not torch.cuda.is_available()
+    if len(unit) > 1 and not cuda_missing:
+        try:
+            measured = group(unit, ctx)
+        except DiskFullError:
+            raise
+        except Exception:  # noqa: BLE001 - measured again one by one just below
+            measured = None
+        if measured is not None:
+            bases = [{**case.base_row(), **env_row} for case in unit]
+            return [ok_measurement(b, m) for b, m in zip(bases, measured, strict=True)]
+    return [run_case(case, ctx, measure, env_row) for case in unit]
+
+
+def run_unit(
+    unit: list[Case],
+    ctx: RunContext,
+    measures: tuple[Measure, MeasureGroup],
+    env_row: dict,
+    probe: ProbeFactory,
+) -> list[Measurement]:
+    """Measure a unit (in a child with --isolate) under a contention probe; see `units`."""
+    if ctx.isolate:
+        measures = (partial(run_isolated, measures[0]), partial(run_isolated, measures[1]))
+    return measure_trusted(partial(run_group, unit, ctx, measures, env_row), probe)
 
 
 def error_measurement(base: dict[str, Any], exc: BaseException) -> Measurement:
@@ -215,6 +253,7 @@ class RunState:
         frame = read_rows(run_dir)
         self.rows: dict[str, dict] = {r["case_id"]: r for r in frame.to_dict("records")}
         self.samples = read_samples(run_dir)
+        self.rounds = read_sample_rounds(run_dir)
         epochs = read_epochs(run_dir)
         self.epochs = [] if epochs is None else epochs.to_dict("records")
         self.incomplete = incomplete_cases(self.rows.values(), self.samples)
@@ -231,11 +270,14 @@ class RunState:
         """Add (or replace) one case's samples, epochs and then its row, rewriting the files."""
         cid = case.case_id
         if measured.samples_ms is not None or cid in self.samples:
+            self.rounds.pop(cid, None)
             if measured.samples_ms is None:
                 del self.samples[cid]  # left by an earlier attempt of a case now failed
             else:
                 self.samples[cid] = measured.samples_ms
-            write_samples(self.run_dir, self.samples)
+            if measured.sample_rounds is not None:
+                self.rounds[cid] = measured.sample_rounds
+            write_samples(self.run_dir, self.samples, self.rounds)
         if measured.epochs:
             self.epochs = [e for e in self.epochs if e.get("case_id") != cid]
             self.epochs += measured.epochs
@@ -314,11 +356,23 @@ def run_suite(
     tensorboard: str | None = None,
     observer: RunObserver | None = None,
     runtimes: list[str] | None = None,
+    isolate: bool = False,
+    cpus: list[int] | None = None,
+    probe: ProbeFactory = ContentionProbe,
+    group: MeasureGroup | None = None,
 ) -> Path:
-    """Run (or resume) a suite and return its run folder; `runtimes` replaces the suite's."""
+    """Run (or resume) a suite and return its run folder; `runtimes` replaces the suite's.
+
+    `isolate` measures every unit in a fresh child process; `cpus` pins this process (and its
+    threads, and so the children) to those CPUs; `measure`, `group` and `probe` are the
+    injectable measurement of one case, of an interleaved unit, and the contention probe.
+    """
     suite = load_suite(resolve_suite_path(suite_path), device=device, runtimes=runtimes)
-    shard_kn = parse_shard(shard) if isinstance(shard, str) or shard is None else shard
-    cases = select_cases(suite.cases, filter, shard_kn)
+    shard_kn = resolve_shard(shard) if isinstance(shard, str) or shard is None else shard
+    units = plan_units(suite.cases)
+    cases = select_cases(tuple(shard_units(units, shard_kn)), filter)
+    if cpus:
+        pin_cpus(cpus)
     if resume is not None:
         run_dir = resume_dir(suite, resume)
     else:
@@ -330,9 +384,11 @@ def run_suite(
             env = note_resume(run_dir)
         else:
             meta = run_meta(suite, shard_kn, filter, quick)
+            meta.update(isolate=isolate, cpus=cpus, contention_limit=CONTENTION_LIMIT.value())
             env = start_run(run_dir, suite, cases, calibrate, meta)
-        ctx = RunContext(run_dir, quick, data, tensorboard)
-        measure_pending(cases, ctx, env, measure or measure_case, observer)
+        ctx = RunContext(run_dir, quick, data, tensorboard, isolate)
+        measures = (measure or measure_case, group or (measure_group if measure is None else None))
+        measure_pending(cases, ctx, env, measures, observer, probe)
     return run_dir
 
 
@@ -352,36 +408,62 @@ def measure_pending(
     cases: list[Case],
     ctx: RunContext,
     env: dict,
-    measure: Measure,
+    measures: tuple[Measure, MeasureGroup | None],
     observer: RunObserver | None,
+    probe: ProbeFactory = ContentionProbe,
 ) -> None:
-    """Measure the cases the run folder does not hold yet, recording each row as it finishes."""
+    """Measure the cases the run folder does not hold yet, recording each row as it finishes.
+
+    An interleaved unit is measured again as a whole when any of its cases is pending. Without
+    a group measurement (a test's fake `measure`) a unit's cases are measured one by one.
+    """
     state = RunState(ctx.run_dir)
+    warn_incomplete(ctx.run_dir, cases, state)
+    finished = state.finished()
+    units = plan_units(cases)
+    if measures[1] is None:
+        units = [[case] for unit in units for case in unit]
+    pending = [u for u in units if any(c.case_id not in finished for c in u)]
+    if observer is not None:
+        cuda = torch.cuda.is_available()
+        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for unit in pending for c in unit}
+        observer.started(ctx.run_dir, len(plans), len(cases), plans)
+    for unit in pending:
+        base = env_row(env)
+        try:
+            measured = run_unit(unit, ctx, measures, base, probe)  # type: ignore[arg-type]
+        except DiskFullError as exc:  # keep the cases' error rows if rows still fit
+            for case in unit:
+                state.record(case, error_measurement({**case.base_row(), **base}, exc))
+            raise
+        for case, item in zip(unit, measured, strict=True):
+            record_case(state, case, item, ctx, observer)
+
+
+def warn_incomplete(run_dir: Path, cases: list[Case], state: RunState) -> None:
+    """Warn once when ok rows of these cases lack data (they are measured again)."""
     again = [c.case_id for c in cases if c.case_id in state.incomplete]
     if again:
         warnings.warn(
-            f"{ctx.run_dir}: {len(again)} ok row(s) have incomplete data "
+            f"{run_dir}: {len(again)} ok row(s) have incomplete data "
             f"(e.g. {again[0]}: {state.incomplete[again[0]]}); they are measured again",
-            stacklevel=2,
+            stacklevel=3,
         )
-    finished = state.finished()
-    pending = [c for c in cases if c.case_id not in finished]
+
+
+def record_case(
+    state: RunState,
+    case: Case,
+    measured: Measurement,
+    ctx: RunContext,
+    observer: RunObserver | None,
+) -> None:
+    """Write one case's row (and data), drop its training state, tell the observer."""
+    state.record(case, measured)
+    if case.kind == "finetune" and measured.row.get("status") == "ok":
+        discard_train_state(ctx.run_dir, case.model)  # its row is on disk now
     if observer is not None:
-        cuda = torch.cuda.is_available()
-        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for c in pending}
-        observer.started(ctx.run_dir, len(pending), len(cases), plans)
-    for case in pending:
-        base = env_row(env)
-        try:
-            measured = run_case(case, ctx, measure, base)
-        except DiskFullError as exc:  # keep the case's error row if a row still fits
-            state.record(case, error_measurement({**case.base_row(), **base}, exc))
-            raise
-        state.record(case, measured)
-        if case.kind == "finetune" and measured.row.get("status") == "ok":
-            discard_train_state(ctx.run_dir, case.model)  # its row is on disk now
-        if observer is not None:
-            observer.case_done(case, measured.row)
+        observer.case_done(case, measured.row)
 
 
 def run_meta(

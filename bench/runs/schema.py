@@ -5,6 +5,7 @@ Every other module names a run file or a result column through this one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +38,18 @@ LATENCY_COLUMNS = [
     "batches_per_s", "peak_mem_bytes", "peak_mem_kind", "prepare_s", "first_ms",
     "parity_max_abs",
 ]  # fmt: skip
+TRUST_COLUMNS = [
+    "rel_halfwidth", "paired_ratio", "paired_low", "paired_high", "rounds",
+    "contention", "foreign_cpus", "load_avg", "remeasured", "noisy", "noise",
+]  # fmt: skip
+PAIRED_COLUMNS = ("paired_ratio", "paired_low", "paired_high", "rounds")
 ENV_COLUMNS = ["hostname", "cpu_model", "gpu_name", "torch"]
 FINETUNE_COLUMNS = ["best_val_acc", "train_seconds", "epochs", "checkpoint"]
-RESULT_COLUMNS = ID_COLUMNS + COUNT_COLUMNS + LATENCY_COLUMNS + ENV_COLUMNS
-INT_COLUMNS = ("batch", "threads", "n_samples", "peak_mem_bytes", "epochs", *COUNT_COLUMNS)
+RESULT_COLUMNS = ID_COLUMNS + COUNT_COLUMNS + LATENCY_COLUMNS + TRUST_COLUMNS + ENV_COLUMNS
+INT_COLUMNS = (
+    "batch", "threads", "n_samples", "peak_mem_bytes", "epochs", "rounds", "remeasured",
+    *COUNT_COLUMNS,
+)  # fmt: skip
 FINISHED = ("ok", "skipped")
 LATENCY_STATS = ("median", "mean", "p10", "p90", "p99", "iqr")
 
@@ -97,7 +106,9 @@ def latency_row(result: LatencyResult) -> dict[str, Any]:
         prepare_s=result.prepare_s,
         first_ms=result.first_ms,
         parity_max_abs=result.parity_max_abs,
+        rel_halfwidth=None if math.isinf(result.rel_halfwidth) else result.rel_halfwidth,
     )
+    row.update({key: getattr(result, key) for key in PAIRED_COLUMNS})
     return row
 
 

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "channels_last": False,
     "mode": "infer",
     "runtimes": ["eager"],
+    "interleave": False,
 }
 SETTING_KEYS = tuple(k for k in DEFAULTS if k != "device")
 RUN_SWEEP_KEYS = ("batch", "threads", "dtype", "input", "channels_last", "mode")
@@ -89,6 +90,7 @@ SETTING_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "channels_last": _boolean,
     "mode": _choice(MODES),
     "runtimes": _list_of(RUNTIMES),
+    "interleave": _boolean,
 }
 
 

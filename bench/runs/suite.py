@@ -3,8 +3,10 @@
 A suite has `name`, `description`, `defaults` and `cases`. Each case names models (spec strings
 or `{model, ref, note}` mappings; shell wildcards in the name expand through `list_models`), may
 `sweep` lists of values (their product, into spec keywords or run settings), lists `devices`, a
-`group` label and `ref` values (the paper's numbers, written as `ref_<key>` columns). Every error
-names the file, the line, the key path, the bad value and the valid choices.
+`group` label and `ref` values (the paper's numbers, written as `ref_<key>` columns). `imports`
+lists modules or `.py` files (relative to the suite file) to import first, e.g. a package that
+registers networks; a `file.py:Callable` spec's file is relative to the suite file too. Every
+error names the file, the line, the key path, the bad value and the valid choices.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from bench.runs.yamlfile import (
 )
 from bench.train.options import parse_train_options
 from netdefs import format_spec, list_models, parse_spec
+from netdefs.registry import ZOO_PREFIXES
+from netdefs.userspec import import_user_modules, resolve_file_spec
 from netdefs.validate import shown
 
 KINDS = ("measure", "finetune")
-TOP_KEYS = ("name", "description", "defaults", "cases")
+TOP_KEYS = ("name", "description", "defaults", "cases", "imports")
 CASE_KEYS = ("name", "group", "models", "sweep", "devices", "ref", "note", "kind", "train")
 CASE_KEYS += SETTING_KEYS
 MODEL_ITEM_KEYS = ("model", "ref", "note")
@@ -63,7 +67,7 @@ class Case:
     model: str
     device: str
     batch: int
-    input: tuple[int, int, int] | None
+    input: tuple[int, ...] | None
     dtype: str
     threads: int | None
     budget_s: float
@@ -72,6 +76,7 @@ class Case:
     mode: str
     kind: str = "measure"
     runtime: str = "eager"
+    interleave: bool = False
     note: str = ""
     ref: tuple[tuple[str, Any], ...] = ()
     train: tuple[tuple[str, Any], ...] = ()
@@ -123,6 +128,7 @@ def _case_dict(case: Case) -> dict[str, Any]:
     """One expanded case as plain data."""
     data = case.base_row()
     data.update(budget_s=case.budget_s, metrics=list(case.metrics), kind=case.kind)
+    data["interleave"] = case.interleave
     if case.train:
         data["train"] = dict(case.train)
     return {k: v for k, v in data.items() if v is not None}
@@ -139,6 +145,7 @@ def load_suite(
     data, loc = read_yaml(path)
     check_keys(loc, (), data, TOP_KEYS)
     name = check_suite_name(loc, data.get("name"))
+    import_suite_modules(loc, data.get("imports"))
     description = check_text(loc, ("description",), data.get("description"))
     defaults = resolve_defaults(loc, data.get("defaults"), device)
     override = check_runtime_override(runtimes)
@@ -153,6 +160,20 @@ def load_suite(
         cases += expand_case(loc, kp, raw, name, defaults, builder, cap - len(cases), override)
     check_unique(loc, cases)
     return Suite(name, description, path, defaults, tuple(cases))
+
+
+def import_suite_modules(loc: Locator, value: Any) -> None:
+    """Import the suite's `imports:` (modules or .py files, relative to the suite's folder)."""
+    if value is None:
+        return
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise loc.error(("imports",), f"expected a list of modules or .py files, got {value!r}")
+    for index, module in enumerate(names):
+        try:
+            import_user_modules([module], base=Path(loc.path).parent)
+        except ValueError as exc:
+            raise loc.error(("imports", index), str(exc)) from None
 
 
 def check_suite_name(loc: Locator, value: Any) -> str:
@@ -231,6 +252,11 @@ def expand_case(
             run = {**settings, **{k: v for k, v in point.items() if k in RUN_SWEEP_KEYS}}
             keywords = {k: v for k, v in point.items() if k not in RUN_SWEEP_KEYS}
             spec, shape = specs.check(loc, item, keywords)
+            if shape is None and not run["input"]:
+                raise loc.error(
+                    item.key_path,
+                    f"model {shown(spec)} has no input_shape; give input: CxHxW in the case",
+                )
             ref = dict(case_ref) | dict(item.ref)
             note = "; ".join(filter(None, (case_note, item.note)))
             for device, runtime in itertools.product(devices, runtimes):
@@ -271,7 +297,7 @@ def make_case(
     spec: str,
     where: tuple[str, str],
     run: dict,
-    shape: tuple[int, int, int],
+    shape: tuple[int, ...] | None,
     ref: dict,
     note: str,
     common: dict,
@@ -290,6 +316,7 @@ def make_case(
         metrics=tuple(run["metrics"]),
         channels_last=run["channels_last"],
         mode=run["mode"],
+        interleave=bool(run["interleave"]),
         note=note,
         ref=tuple(ref.items()),
         **common,
@@ -341,12 +368,17 @@ def expand_model_item(loc: Locator, kp: KeyPath, entry: Any) -> list[ModelItem]:
     else:
         spec, ref, note = check_text(loc, kp, entry, required=True), (), ""
     try:
-        name, keywords = parse_spec(spec)
+        name, keywords = parse_spec(resolve_file_spec(spec, Path(loc.path).parent))
     except ValueError as exc:
         raise loc.error(kp, str(exc)) from None
+    if ":" in name and not name.startswith(ZOO_PREFIXES):  # a user's file or module
+        return [ModelItem(format_spec(name, keywords), ref, note, kp)]
     if not any(ch in name for ch in WILDCARD_CHARS):
         return [ModelItem(spec, ref, note, kp)]
-    matches = list_models(name)
+    try:
+        matches = list_models(name)
+    except ValueError as exc:
+        raise loc.error(kp, str(exc)) from None
     if not matches:
         raise loc.error(kp, f"wildcard {name!r} matches no model; see `bench list models`")
     return [ModelItem(format_spec(m, keywords), ref, note, kp) for m in matches]
@@ -356,11 +388,11 @@ class SpecChecker:
     """Builds each distinct spec once on the meta device (no memory, no weights) to validate it."""
 
     def __init__(self) -> None:
-        self.built: dict[str, tuple[str, tuple[int, int, int]]] = {}
+        self.built: dict[str, tuple[str, tuple[int, ...] | None]] = {}
 
     def check(
         self, loc: Locator, item: ModelItem, keywords: dict[str, Any]
-    ) -> tuple[str, tuple[int, int, int]]:
+    ) -> tuple[str, tuple[int, ...] | None]:
         """The canonical spec with swept keywords applied, and the model's input shape."""
         name, base = parse_spec(item.spec)
         spec = format_spec(name, {**base, **keywords})
@@ -369,7 +401,8 @@ class SpecChecker:
                 model = build_model(spec, meta=True)
             except BenchError as exc:
                 raise loc.error(item.key_path, f"model {shown(spec)}: {exc}") from None
-            shape = tuple(int(d) for d in model.input_shape)
+            given = getattr(model, "input_shape", None)
+            shape = tuple(int(d) for d in given) if given is not None else None
             self.built[spec] = (getattr(model, "spec", spec), shape)  # type: ignore[assignment]
         return self.built[spec]
 
@@ -417,12 +450,21 @@ def select_cases(
 
 
 def resolve_suite_path(suite: str | Path) -> Path:
-    """A suite file path, or a shipped suite's name (`smoke` -> suites/smoke.yaml)."""
+    """A suite file path, or a shipped suite's name (`smoke` -> suites/smoke.yaml).
+
+    Neither: BenchError naming the shipped suites.
+    """
     path = Path(suite)
-    if path.exists() or path.suffix:
+    if path.exists():
         return path
     shipped = SUITES_DIR / f"{suite}.yaml"
-    return shipped if shipped.exists() else path
+    if not path.suffix and shipped.exists():
+        return shipped
+    names = ", ".join(p.stem for p in sorted(SUITES_DIR.glob("*.yaml"))) or "none"
+    listing = f"shipped suites: {names} (`bench list suites` describes them)"
+    if path.suffix:
+        raise BenchError(f"suite file {str(suite)!r} does not exist; {listing}")
+    raise BenchError(f"no suite file or shipped suite named {str(suite)!r}; {listing}")
 
 
 def shipped_suites() -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -249,13 +250,18 @@ def check_fits(where: str, model: nn.Module, state: dict[str, torch.Tensor], cla
 
 
 def predict_images(model: nn.Module, meta: dict, images: list[Path]) -> list[dict[str, Any]]:
-    """Class probabilities for each image file, using the checkpoint's eval transform."""
+    """Class probabilities for each readable image file, using the checkpoint's eval transform.
+
+    Unreadable files are skipped with one warning that counts them (as training does); none
+    readable at all is a BenchError.
+    """
     ev = meta["eval"]
-    results = []
+    results, skipped = [], []
     for path in images:
         img = imgdata.load_image(path, ev["resize"])
         if img is None:
-            raise BenchError(f"{path}: not a readable image")
+            skipped.append(path)
+            continue
         x = imgdata.eval_batch(img[None], ev["image_size"], ev["resize"])
         with torch.no_grad():
             probs = predict_probs(model, x, bool(ev.get("tta_flip")))[0]
@@ -270,4 +276,17 @@ def predict_images(model: nn.Module, meta: dict, images: list[Path]) -> list[dic
                 },
             }
         )
+    _report_skipped(skipped, len(images))
     return results
+
+
+def _report_skipped(skipped: list[Path], total: int) -> None:
+    """Warn about the unreadable files (BenchError when every file was unreadable)."""
+    if not skipped:
+        return
+    if len(skipped) == total:
+        raise BenchError(f"none of the {total} file(s) is a readable image (e.g. {skipped[0]})")
+    warnings.warn(
+        f"skipped {len(skipped)} unreadable or non-image file(s) of {total} (e.g. {skipped[0]})",
+        stacklevel=3,
+    )

@@ -23,12 +23,12 @@ from bench.core.errors import BenchError
 from bench.core.io import escape_unencodable
 from bench.core.values import human_count
 from bench.train.archive import safe_extract
+from bench.train.datasets import ARCHIVE_SUFFIXES, FLOWERS_URL, Dataset, datasets_cache, locate_data
 from bench.train.options import TrainOptions
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-ARCHIVE_SUFFIXES = (".tar", ".tgz", ".tar.gz")
 BOMB = "bomb"
 
 
@@ -265,11 +265,6 @@ def eval_batch(images: torch.Tensor, image_size: int, resize: int) -> torch.Tens
     return normalize(x[..., top : top + image_size, top : top + image_size])
 
 
-FLOWERS_URL = (
-    "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
-)
-
-
 def download(url: str, target: Path, timeout: float) -> Path:
     """Fetch url to target with urllib; offline, one line naming the URL to fetch by hand."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +297,22 @@ def fetch_flowers(
     return _descend(dest)
 
 
+def install_dataset(dataset: Dataset, source: Path | None, timeout: float = 30.0) -> Path:
+    """Fill the cache's folder of a named data set (download, or unpack `source`); its root.
+
+    Unpacked beside the cache folder and moved in when complete: a killed fetch leaves no
+    half data set that suites would find.
+    """
+    target = datasets_cache() / dataset.name
+    partial = target.with_name(f".{dataset.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    fetch_flowers(partial, source, dataset.url, timeout)
+    shutil.rmtree(partial / ".download", ignore_errors=True)  # the archive, now unpacked
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(partial, target)
+    return _descend(target)
+
+
 @dataclass
 class Prepared:
     """The decoded training and validation images, ready to index."""
@@ -317,7 +328,7 @@ class Prepared:
 
 def prepare_data(source: str, options: TrainOptions) -> Prepared:
     """Find the image folder, decode every image once, split train/val (stratified, seeded)."""
-    root = resolve_data_root(source)
+    root = resolve_data_root(locate_data(source))
     store = max((options.image_size, *options.progressive))
     if is_presplit(root):
         train = decode_folder(scan_classes(root / "train"), store, options.workers)
