@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures.run_folder import fixture_env, full_run
+from fixtures.run_folder import fixture_env, full_run, guideline_rows
 
 from bench.analysis.guidelines import guideline_summaries
 from bench.measure.stats import median_ci
@@ -160,3 +160,15 @@ def test_the_report_notes_what_is_labelled(tmp_path: Path) -> None:
     text = document.write_report([run], tmp_path / "r.md").read_text()
     assert f"Labelled: {plots.MAX_LABELS}" not in text  # fewer: crowded labels are dropped
     assert "the Pareto front" in text and "Roof: the highest" in text
+
+
+def test_paired_guideline_rows_take_the_rounds_interval() -> None:
+    rows = pd.DataFrame(guideline_rows())
+    g2 = rows["group"] == "G2"
+    rows.loc[g2, "paired_ratio"] = [1.0, 0.8, 0.7, 0.5]
+    rows.loc[g2, "paired_low"] = [1.0, 0.78, 0.69, 0.49]
+    rows.loc[g2, "paired_high"] = [1.0, 0.83, 0.72, 0.52]
+    table = next(s for s in guideline_summaries(rows) if s.guideline == "G2").table
+    assert list(table["ours_norm"]) == [1.0, 0.8, 0.7, 0.5]
+    assert list(table["ours_norm_low"]) == [1.0, 0.78, 0.69, 0.49]
+    assert list(table["ours_norm_high"]) == [1.0, 0.83, 0.72, 0.52]
