@@ -18,20 +18,30 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from bench.core.io import atomic_write_with  # noqa: E402
+from bench.core.values import human_count  # noqa: E402
 
 DPI = 110
 FIGSIZE = (8.5, 5.8)
 LABEL_FONT = 6.5
 OURS_COLOR = "tab:blue"
 PAPER_COLOR = "tab:orange"
+MEDIAN_INTERVAL = "95% interval of the median"
+
+
+class PrefixFormatter(LogFormatter):
+    """Log-axis ticks as short numbers with SI prefixes (30, 200 M, 1 G), never 2e+08 or 4x10^1."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        """The tick's text (which ticks get one is LogFormatter's choice)."""
+        return human_count(x)
 
 
 def _log_axes(ax: plt.Axes) -> None:
-    """Log-log axes with plain tick numbers (20, 30, 40), never 4x10^1."""
+    """Log-log axes with SI-prefixed tick numbers, a few minor ticks labelled too."""
     ax.set(xscale="log", yscale="log")
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(LogFormatter())
-        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        axis.set_major_formatter(PrefixFormatter())
+        axis.set_minor_formatter(PrefixFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.tick_params(which="minor", labelsize=7)
 
 
@@ -112,14 +122,17 @@ def _error_bars(values: pd.Series, low: pd.Series | None, high: pd.Series | None
     return np.vstack([np.clip(below, 0, None), np.clip(above, 0, None)])
 
 
-def paired_bars(table: pd.DataFrame, path: Path, title: str, ylabel: str) -> Path:
+def paired_bars(
+    table: pd.DataFrame, path: Path, title: str, ylabel: str, interval: str | None = None
+) -> Path:
     """Bars of `ours_norm` (with `ours_norm_low/_high` as whiskers) and `paper_norm` per config."""
     fig, ax = plt.subplots(figsize=FIGSIZE)
     index = np.arange(len(table))
     width = 0.38
     yerr = _error_bars(table["ours_norm"], table.get("ours_norm_low"), table.get("ours_norm_high"))
-    ax.bar(index - width / 2, table["ours_norm"], width, yerr=yerr, capsize=3,
-           label="ours (95% interval of the median)", color=OURS_COLOR)  # fmt: skip
+    label = f"ours ({interval or MEDIAN_INTERVAL})"
+    ax.bar(index - width / 2, table["ours_norm"], width, yerr=yerr, capsize=3, label=label,
+           color=OURS_COLOR)  # fmt: skip
     ax.bar(index + width / 2, table["paper_norm"], width, label="paper (published, no interval)",
            color=PAPER_COLOR)  # fmt: skip
     ax.axhline(1.0, color="grey", linewidth=0.8)
