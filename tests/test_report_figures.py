@@ -172,3 +172,10 @@ def test_paired_guideline_rows_take_the_rounds_interval() -> None:
     assert list(table["ours_norm"]) == [1.0, 0.8, 0.7, 0.5]
     assert list(table["ours_norm_low"]) == [1.0, 0.78, 0.69, 0.49]
     assert list(table["ours_norm_high"]) == [1.0, 0.83, 0.72, 0.52]
+
+
+def test_log_ticks_read_as_prefixed_numbers() -> None:
+    ticks = figures.PrefixFormatter()
+    assert [ticks._num_to_string(v, 1.0, 10.0) for v in (2e8, 1e9, 30.0, 0.5)] == [
+        "200 M", "1 G", "30", "0.5",
+    ]  # fmt: skip
