@@ -107,8 +107,8 @@ def test_columns_that_do_not_fit_are_left_out_and_named(rows: pd.DataFrame) -> N
     measured = tables.measured_rows(rows)
     wide = render(tables.fitted_table(measured, "arch", 160), 160)
     narrow = render(tables.fitted_table(measured, "arch", 60), 60)
-    assert "paper unit" in wide and "left out" not in wide
-    assert "left out for the 60-column width: paper, paper unit" in " ".join(narrow.split())
+    assert "paper" in wide and "images/s" in wide and "left out" not in wide
+    assert "left out for the 60-column width: paper images/s" in " ".join(narrow.split())
     assert "median ms" in narrow and "resnet18" in narrow
 
 
@@ -142,3 +142,25 @@ def test_architecture_fixture_rows_render(tmp_path: Path) -> None:
     frame = pd.DataFrame(architecture_rows())
     text = render(tables.fitted_table(tables.measured_rows(frame), "a", 100), 100)
     assert "resnet18" in text
+
+
+def test_setup_every_row_shares_goes_into_the_title(rows: pd.DataFrame) -> None:
+    measured = tables.measured_rows(rows)
+    text = render(tables.fitted_table(measured, "arch", 120), 120)
+    assert "arch (device cpu, batch 1)" in text
+    assert " dev " not in text and " b " not in text
+    assert "paper" in text and "paper unit" not in text  # one unit: in the paper's header
+    mixed = measured.assign(batch=[1, 8])
+    assert " b " in render(tables.fitted_table(mixed, "arch", 120), 120)
+
+
+def test_per_layer_numbers_stay_whole_at_80_columns() -> None:
+    from bench.cli.count import per_layer_rich
+    from bench.measure.counting import count
+
+    layers = count("shufflenet_v2_x0_5").per_layer
+    text = render(per_layer_rich(layers), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for cell in ("1.81 M", "590 KiB", "4.5%"):  # stage2.0's 1x1 conv: wrapped, it would split
+        assert cell in text, cell
+    assert "…" not in text  # module paths are folded, never cut

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from bench.cli.progress import BudgetEta, EtaColumn
-from bench.runs.runner import CasePlan, Measurement, RunContext, case_plan, run_suite
+from bench.runs.plans import CasePlan, case_plan
+from bench.runs.runner import Measurement, RunContext, run_suite
 from bench.runs.suite import Case, load_suite
 
 SUITE = """
@@ -132,3 +133,20 @@ def test_the_runner_tells_the_observer_every_pending_plan(tmp_path: Path) -> Non
     assert list(observer.plans) == observer.done and len(observer.done) == 3
     gpu = next(plan for cid, plan in observer.plans.items() if "cuda" in cid)
     assert gpu.skipped is not torch.cuda.is_available()
+
+
+def test_bench_run_shows_the_budget_eta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bench.cli import common
+    from bench.cli.app import app
+
+    monkeypatch.setattr(common.stderr, "width", 200)  # the bar's line, uncut
+
+    path = tmp_path / "eta.yaml"
+    path.write_text(textwrap.dedent(SUITE).lstrip(), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["run", str(path), "--out", str(out), "--quick", "--no-calibrate", "--filter", "*b1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "case 2/2" in result.stderr and "ETA 0:00:00" in result.stderr

@@ -87,7 +87,8 @@ def paper_table(group: pd.DataFrame) -> pd.DataFrame:
         table["ours_norm"] = paired
     table["paper_norm"] = table["paper"] / table["paper"].iloc[0]
     table["doubtful"] = [is_doubtful(row) for _, row in group.iterrows()]
-    return table[["config", "ours", "paper", "ours_norm", "paper_norm", "unit", "doubtful"]]
+    columns = ["config", "ours", "paper", "ours_norm", "paper_norm", "unit", "doubtful"]
+    return table[columns].join(ours_interval(group, table, paired is not None))
 
 
 def paired_ratios(group: pd.DataFrame) -> list[float] | None:
@@ -99,6 +100,28 @@ def paired_ratios(group: pd.DataFrame) -> list[float] | None:
     if measured.empty or values[measured.index].isna().any():
         return None
     return [float(v) for v in values]
+
+
+def ours_interval(group: pd.DataFrame, table: pd.DataFrame, paired: bool) -> pd.DataFrame:
+    """`ours_norm_low/_high`: each normalised throughput's interval (NaN without one)."""
+    if paired and {"paired_low", "paired_high"} <= set(group.columns):  # the rounds' own
+        low = pd.to_numeric(group["paired_low"], errors="coerce").reset_index(drop=True)
+        high = pd.to_numeric(group["paired_high"], errors="coerce").reset_index(drop=True)
+        return pd.DataFrame({"ours_norm_low": low, "ours_norm_high": high})
+    # throughput = batch / latency, so its interval is the median latency's, inverted; the
+    # first row's own uncertainty is not carried into the others (it is shown on its bar)
+    nan = pd.Series(math.nan, index=table.index)
+    if not {"latency_ms_median_low", "latency_ms_median_high"} <= set(group.columns):
+        return pd.DataFrame({"ours_norm_low": nan, "ours_norm_high": nan})
+    median = group["latency_ms_median"].astype(float).reset_index(drop=True)
+    low = group["latency_ms_median_low"].astype(float).reset_index(drop=True)
+    high = group["latency_ms_median_high"].astype(float).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "ours_norm_low": table["ours_norm"] * median / high,
+            "ours_norm_high": table["ours_norm"] * median / low,
+        }
+    )
 
 
 def rank_correlation(table: pd.DataFrame) -> float | None:

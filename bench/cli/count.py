@@ -37,8 +37,8 @@ def totals_table(spec: str, data: dict) -> Table:
     setup = f"input {data['input']}, batch {data['batch']}, {data['dtype']}"
     table = Table(title=f"cost of {spec}", caption=setup)
     table.add_column("field")
-    table.add_column("value", justify="right")
-    table.add_column("human", justify="right")
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("human", justify="right", no_wrap=True)
     for key in ("params", "mult_adds", "flops", "mac_elements", "mult_adds_fvcore"):
         if data.get(key) is not None:
             table.add_row(key, f"{data[key]:,}", human_count(data[key]))
@@ -51,7 +51,9 @@ def per_op_rich(per_op: pd.DataFrame) -> Table:
     """Rich table of the per-op totals."""
     table = Table(title="per aten op")
     for column in ("op", "kind", "calls", "mult_adds", "mac_bytes"):
-        table.add_column(column, justify="left" if column in ("op", "kind") else "right")
+        text = column in ("op", "kind")
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold")  # fmt: skip
     for row in per_op.itertuples():
         table.add_row(
             row.op, row.kind, str(row.calls), human_count(row.mult_adds), human_bytes(row.mac_bytes)
@@ -64,7 +66,9 @@ def per_layer_rich(per_layer: pd.DataFrame) -> Table:
     table = Table(title="per layer (module path, innermost module)")
     columns = ("module", "op", "output shape", "mult_adds", "share", "mac_bytes", "share")
     for column in columns:
-        table.add_column(column, justify="left" if column in columns[:3] else "right")
+        text = column in columns[:3]
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold")  # fmt: skip
     for row in per_layer.itertuples():
         table.add_row(
             row.module or "(root)",

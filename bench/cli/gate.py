@@ -78,9 +78,10 @@ def verdict_table(result: Comparison) -> Table:
         f"{1 + result.threshold:.4g} (threshold {percent(result.threshold)})",
     )
     for name in ("case", f"base ({result.unit})", f"new ({result.unit})", "new/base"):
-        table.add_column(name, justify="left" if name == "case" else "right")
-    table.add_column(f"{percent(result.confidence)} interval", justify="right")
-    table.add_column("n base/new", justify="right")
+        case = name == "case"
+        table.add_column(name, justify="left" if case else "right", no_wrap=not case)
+    table.add_column(f"{percent(result.confidence)} interval", justify="right", no_wrap=True)
+    table.add_column("n base/new", justify="right", no_wrap=True)
     table.add_column("verdict")
     for case in result.cases:
         style = VERDICT_STYLES.get(case.verdict, "")

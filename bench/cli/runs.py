@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bench.analysis.guidelines import GuidelineSummary
-    from bench.runs.runner import CasePlan
+    from bench.runs.plans import CasePlan
     from bench.runs.suite import Case
 
 
@@ -151,10 +151,10 @@ def run_command(
     cpus: CpusOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
-    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.core.paths import resolve_suite_path
 
     resolve_suite_path(suite)  # a wrong name is answered before the runner loads
+    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.runs.folder import load_run
     from bench.runs.runner import run_suite
 

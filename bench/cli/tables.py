@@ -1,9 +1,9 @@
-"""The run table `bench run` and `bench show` print: measured rows first, problems collapsed.
+"""The run table `bench run` and `bench show` print: the measured rows, fitted to the width.
 
 Ok rows form the table, with numbers formatted once (`bench.report.format`) and never wrapped;
-columns that do not fit the output width are left out (the least important first) and named in
-the caption. Skipped rows become one line per reason and error rows one line per message, each
-with its count and the first cases, so 51 skipped CUDA rows read as one line.
+setup every row shares moves into the title; columns that do not fit the output width are left
+out (the least important first) and named in the caption. Skipped and error rows are printed
+after it as one line per reason (`bench.report.format.reason_lines`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from bench.core.values import is_missing
 from bench.report.format import (
     fmt_accuracy,
     fmt_int,
@@ -59,26 +60,55 @@ RUN_COLUMNS = (
     RunColumn("mac_bytes", "MAC B", prefixed=True),  # memory access cost in bytes
     RunColumn("latency_ms_median", "median ms"),
     RunColumn("throughput", "images/s"),
+    RunColumn("paired_ratio", "paired"),  # interleaved: speed over the group's first, by round
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
     RunColumn("ref_throughput", "paper"),
     RunColumn("ref_unit", "paper unit", fmt_text, numeric=False),
-    RunColumn("paired_ratio", "paired"),  # ratio to the group's first row, paired by round
-    RunColumn("trust", "trust", fmt_text, numeric=False),  # why a row is noisy ('' when not)
+    RunColumn("trust", "trust", lambda mark: "" if is_missing(mark) else fmt_text(mark)),
 )
+SETUP_COLUMNS = {"device": "device", "runtime": "runtime", "batch": "batch"}  # source -> name
 # Left out in this order while the table does not fit the width (the model column stays); the
 # paper's throughput goes with its unit (the guideline tables below show both).
 DROP_ORDER = (
-    ("ref_unit", "ref_throughput"), ("paired_ratio",), ("batch",), ("device",), ("params",),
-    ("runtime",), ("best_val_acc",), ("mac_bytes",), ("mult_adds",), ("throughput",),
+    ("ref_unit", "ref_throughput"), ("batch",), ("device",), ("params",), ("runtime",),
+    ("paired_ratio",), ("best_val_acc",), ("mac_bytes",), ("mult_adds",), ("throughput",),
 )  # fmt: skip
 
 
 def table_columns(rows: pd.DataFrame) -> list[RunColumn]:
-    """The run columns that hold a value in these rows (runtime only when it varies)."""
+    """The run columns that hold a value in these rows, less the setup every row shares."""
     columns = [c for c in RUN_COLUMNS if c.source in rows and rows[c.source].notna().any()]
-    if "runtime" in rows and rows["runtime"].nunique() < 2:
-        columns = [c for c in columns if c.source != "runtime"]
+    shared = set(shared_setup(rows))
+    columns = [c for c in columns if c.source not in shared]
+    units = rows["ref_unit"].dropna().map(fmt_text).unique() if "ref_unit" in rows else []
+    if len(units) == 1:  # one unit for every paper value: say it in the header
+        columns = [_paper_in(c, units[0]) for c in columns if c.source != "ref_unit"]
     return [column.resolved(rows[column.source]) for column in columns]
+
+
+def _paper_in(column: RunColumn, unit: str) -> RunColumn:
+    """The paper's throughput column headed with its unit ('paper images/s')."""
+    if column.source != "ref_throughput":
+        return column
+    return RunColumn(column.source, f"paper\n{unit}", column.render, column.numeric)
+
+
+def shared_setup(rows: pd.DataFrame) -> dict[str, str]:
+    """Setup columns (device, runtime, batch) with one value in every row: source -> text."""
+    shared = {}
+    for column in RUN_COLUMNS:
+        if column.source in SETUP_COLUMNS and column.source in rows and len(rows) > 1:
+            values = rows[column.source].map(column.render)
+            if values.nunique() == 1:
+                shared[column.source] = values.iloc[0]
+    return shared
+
+
+def setup_title(title: str, rows: pd.DataFrame) -> str:
+    """The title with the shared setup: 'guidelines: RUN (device cpu, batch 1)'."""
+    shared = shared_setup(rows)
+    named = [f"{SETUP_COLUMNS[source]} {text}" for source, text in shared.items()]
+    return f"{title} ({', '.join(named)})" if named else title
 
 
 def build_table(rows: pd.DataFrame, columns: list[RunColumn], title: str, width: int) -> Table:
@@ -125,9 +155,9 @@ def fitted_table(rows: pd.DataFrame, title: str, width: int) -> Table:
     for sources in DROP_ORDER:
         if needed_width(rows, columns) <= width:
             break
-        dropped += [c.header for c in columns if c.source in sources]
+        dropped += [" ".join(c.header.split()) for c in columns if c.source in sources]
         columns = [c for c in columns if c.source not in sources]
-    table = build_table(rows, columns, title, width)
+    table = build_table(rows, columns, setup_title(title, rows), width)
     if dropped:
         table.caption = f"left out for the {width}-column width: {', '.join(dropped)}"
     return table
@@ -137,7 +167,7 @@ def needed_width(rows: pd.DataFrame, columns: list[RunColumn]) -> int:
     """Characters the table needs with whole numbers and text folded to at most TEXT_MIN."""
     total = 1  # the left border; each column adds its padding (2) and a separator (1)
     for column in columns:
-        cells = [column.header, *(column.render(v) for v in rows[column.source])]
+        cells = [*column.header.splitlines(), *(column.render(v) for v in rows[column.source])]
         longest = max(len(cell) for cell in cells)
         total += (longest if column.numeric else min(longest, TEXT_MIN)) + 3
     return total

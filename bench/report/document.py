@@ -14,6 +14,7 @@ comparison).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 from bench.core.errors import BenchError
 from bench.core.io import atomic_write_text
 from bench.core.values import is_missing
+from bench.measure.stats import median_ci
 from bench.report.format import MISSING
 from bench.report.guideline_section import guideline_section
 from bench.report.plots import figures_section
@@ -54,11 +56,25 @@ def resolve_run_dir(path: Path) -> Path:
     return latest_run(path)
 
 
+def with_median_intervals(rows: pd.DataFrame, samples: dict[str, list[float]]) -> pd.DataFrame:
+    """Rows plus `latency_ms_median_low/_high`: the 95% interval of each case's median (ms).
+
+    Distribution-free (order statistics of the case's raw samples, as `bench time` reports it);
+    missing where a case has fewer than 6 samples.
+    """
+    bounds = {cid: median_ci(values) for cid, values in samples.items() if values}
+    finite = {cid: b for cid, b in bounds.items() if all(math.isfinite(v) for v in b)}
+    ids = rows["case_id"] if "case_id" in rows else pd.Series([None] * len(rows), rows.index)
+    low = ids.map(lambda cid: finite.get(cid, (math.nan, math.nan))[0]).astype(float)
+    high = ids.map(lambda cid: finite.get(cid, (math.nan, math.nan))[1]).astype(float)
+    return rows.assign(latency_ms_median_low=low, latency_ms_median_high=high)
+
+
 def current_rows(runs: list[Run]) -> pd.DataFrame:
-    """Rows of every run; of several runs of one suite the last one given wins."""
+    """Rows of every run (with median intervals); of several runs of one suite the last wins."""
     frames, seen = [], set()
     for run in reversed(runs):
-        rows = run.rows.copy()
+        rows = with_median_intervals(run.rows.copy(), run.samples)
         if "suite" not in rows or rows["suite"].map(is_missing).all():
             rows["suite"] = run.env.get("suite") or run.path.name
         suites = set(rows["suite"].astype(str))

@@ -107,5 +107,8 @@ def guideline_lines(summary: GuidelineSummary, fig_dir: Path) -> list[str]:
     parts = (summary.guideline, summary.column, summary.device, runtime)
     name = "guideline_" + "_".join(slug(part) for part in parts if part) + ".png"
     chart_title = f"{title}: throughput / first row"
-    image = figures.paired_bars(summary.table, fig_dir / name, chart_title, "relative throughput")
+    interval = "interval of the round-paired ratio" if summary.paired else None
+    image = figures.paired_bars(
+        summary.table, fig_dir / name, chart_title, "relative throughput", interval
+    )
     return [*lines, image_link(chart_title, image, fig_dir), ""]

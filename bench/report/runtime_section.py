@@ -22,7 +22,8 @@ RUNTIMES_INTRO = """The same network and weights in each runtime, timed by the s
 Speed-up is eager PyTorch's median latency over the runtime's, in the same run; cold start is
 the first inference after the runtime loaded the model (first ms) and the export, compile or
 load before it (prepare s). Every runtime's output matched eager PyTorch's within tolerance
-(parity), else its row is an error listed at the end."""
+(parity), else its row is an error listed at the end. The chart's whiskers combine both
+medians' 95% intervals (eager's low over the runtime's high, and the reverse)."""
 FRAMEWORKS_NOTE = """`tensorflow` is another framework, not a deployment of the PyTorch model: each
 ResNet's Keras twin (NHWC, PyTorch's padding, no conv biases, BN epsilon 1e-5) with the PyTorch
 weights ported tensor by tensor, in a traced `tf.function`, measured in a process of its own
@@ -49,6 +50,20 @@ def speedups(frame: pd.DataFrame) -> pd.DataFrame:
     if "eager" not in medians:
         return medians.iloc[:, 0:0]
     return medians.rdiv(medians["eager"], axis=0)
+
+
+def speedup_intervals(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Low and high speed-ups from both medians' 95% intervals (eager low / runtime high, ...)."""
+    if not {"latency_ms_median_low", "latency_ms_median_high"} <= set(frame.columns):
+        return None
+    bounds = [
+        frame.pivot_table(index="model", columns="runtime", values=column, aggfunc="first")
+        for column in ("latency_ms_median_low", "latency_ms_median_high")
+    ]
+    low, high = bounds
+    if "eager" not in low or "eager" not in high:
+        return None
+    return high.rdiv(low["eager"], axis=0), low.rdiv(high["eager"], axis=0)
 
 
 def steady_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -104,8 +119,10 @@ def runtime_section(rows: pd.DataFrame, fig_dir: Path) -> list[str]:
         if not ups.empty:
             name = f"runtimes_{slug(device)}_b{int(batch)}_t{int(threads)}.png"
             title = f"Speed-up over eager PyTorch ({where})"
+            bounds = speedup_intervals(group)
+            intervals = None if bounds is None else tuple(b.reindex_like(ups) for b in bounds)
             image = figures.grouped_bars(
-                ups, fig_dir / name, title, "eager median / runtime median"
+                ups, fig_dir / name, title, "eager median / runtime median", intervals
             )
             lines += [image_link(title, image, fig_dir), ""]
     return lines

@@ -48,6 +48,7 @@ from bench.runs.folder import (
 from bench.runs.isolate import run_isolated
 from bench.runs.locations import default_run_dir, resume_dir
 from bench.runs.lock import run_folder_lock
+from bench.runs.plans import QUICK_BUDGET_S, CasePlan, case_budget, case_plan
 from bench.runs.schema import (
     ENV_JSON,
     FINISHED,
@@ -70,8 +71,6 @@ from bench.runtimes import describe_runtimes
 from bench.train.loop import finetune
 from bench.train.options import parse_train_options
 from bench.train.state import discard_train_state
-
-QUICK_BUDGET_S = 0.3
 
 
 class RunObserver(Protocol):
@@ -107,34 +106,6 @@ class Measurement:
 
 Measure = Callable[[Case, RunContext], Measurement]
 MeasureGroup = Callable[[list[Case], RunContext], list[Measurement]]
-
-
-def case_budget(case: Case, quick: bool) -> float:
-    """The case's latency budget in seconds (shrunk to QUICK_BUDGET_S by --quick)."""
-    return min(case.budget_s, QUICK_BUDGET_S) if quick else case.budget_s
-
-
-@dataclass(frozen=True)
-class CasePlan:
-    """What a pending case is expected to take: its budgets in seconds, before it runs.
-
-    `budget_s` is the latency budget plus a fine-tune's time budget (None: a fine-tune without
-    one, whose length is not known beforehand); `skipped` cases run nothing.
-    """
-
-    budget_s: float | None
-    skipped: bool = False
-
-
-def case_plan(case: Case, quick: bool, cuda: bool) -> CasePlan:
-    """The plan of one case (`cuda`: whether this machine has CUDA)."""
-    if case.device == "cuda" and not cuda:
-        return CasePlan(0.0, skipped=True)
-    latency = case_budget(case, quick) if "latency" in case.metrics else 0.0
-    if case.kind != "finetune":
-        return CasePlan(latency)
-    train = dict(case.train).get("time_budget_s")
-    return CasePlan(None if train is None else latency + float(train))
 
 
 def count_columns(case: Case) -> dict[str, Any]:
@@ -437,8 +408,8 @@ def measure_pending(
     pending = [u for u in units if any(c.case_id not in finished for c in u)]
     if observer is not None:
         cuda = torch.cuda.is_available()
-        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for u in pending for c in u}
-        observer.started(ctx.run_dir, sum(len(u) for u in pending), len(cases), plans)
+        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for unit in pending for c in unit}
+        observer.started(ctx.run_dir, len(plans), len(cases), plans)
     for unit in pending:
         base = env_row(env)
         try:
