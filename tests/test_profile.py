@@ -24,13 +24,22 @@ from bench.measure.categories import (
 from bench.measure.counting import record_forward
 from bench.measure.node_profile import (
     ExportedGraph,
+    NodeProfile,
+    NodeRow,
     fused_counts,
     ort_absorbed,
     ort_conv_kind,
     step_rows,
 )
 from bench.measure.op_matching import CountedOp, MatchedRow, OpNode, ProfiledOp, match_ops
-from bench.measure.profile import median_rows, profile_model, unmatched_costly
+from bench.measure.profile import (
+    category_table,
+    layer_table,
+    median_rows,
+    node_timed_rows,
+    profile_model,
+    unmatched_costly,
+)
 from bench.measure.rules import resolve_rules
 from bench.measure.torch_profile import profile_forward
 from bench.report.document import write_report
@@ -364,3 +373,20 @@ def test_runtime_profilers_give_nodes_in_the_same_categories(runtime: str) -> No
     assert (nodes["mult_adds"] == 0).all()
     assert sum(v["time_share"] for v in result.categories.values()) == pytest.approx(1.0)
     assert result.fused_ops.get("Relu", 0) > 0 and (nodes["fused"] == "Relu").any()
+
+
+def test_node_rows_carry_time_and_the_counted_rows_carry_the_cost() -> None:
+    model = Known().eval()
+    records, _ = record_forward(model, (1, 3, 16, 16), torch.float32, resolve_rules(None))
+    nodes = NodeProfile(
+        [NodeRow("conv_relu", "openvino::Convolution", 3.0, "Relu", "dense"),
+         NodeRow("shuffle", "openvino::ShuffleChannels", 1.0, "", "")],
+        wall_ms=4.5, fused_ops={"Relu": 1},
+    )  # fmt: skip
+    layers = layer_table(model, records, node_timed_rows(nodes, records))
+    categories = category_table(layers)
+    assert categories["conv"]["time_share"] == pytest.approx(0.75)
+    assert categories["data"]["time_share"] == pytest.approx(0.25)
+    assert categories["conv"]["mult_adds_share"] > 0.9  # from the counted rows, which have no time
+    assert layers.loc[0, "fused"] == "Relu" and layers.loc[0, "mult_adds"] == 0
+    assert (layers["time_ms"][2:] == 0).all() and len(layers) == 2 + len(records)
