@@ -310,6 +310,8 @@ def test_suite_metric_profile_adds_category_share_columns(tmp_path) -> None:
     shares = eager[[f"time_share_{c}" for c in CATEGORIES]].sum(axis=1)
     assert shares.round(6).tolist() == [1.0, 1.0]
     assert eager["mult_adds_share_conv"].round(6).tolist() == [1.0, 1.0]
+    assert eager["mult_adds_share_conv_dense"].round(6).tolist() == [1.0, 1.0]
+    assert eager["time_share_conv_depthwise"].tolist() == [0.0, 0.0]
     top = json.loads(eager["profile_top_layers"].iloc[0])
     assert top[0]["op"] == "aten::convolution" and top[0]["mult_adds"] > 0
     compiled = rows[rows["runtime"] == "compile"].iloc[0]
