@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from typer.testing import CliRunner
 
 from bench.cli.app import app
@@ -41,7 +43,7 @@ from bench.measure.profile import (
     unmatched_costly,
 )
 from bench.measure.rules import resolve_rules
-from bench.measure.torch_profile import profile_forward
+from bench.measure.torch_profile import is_iteration_range, profile_forward
 from bench.report.document import write_report
 from bench.runs.folder import load_run
 from bench.runs.runner import run_suite
@@ -392,3 +394,13 @@ def test_node_rows_carry_time_and_the_counted_rows_carry_the_cost() -> None:
     assert categories["conv"]["mult_adds_share"] > 0.9  # from the counted rows, which have no time
     assert layers.loc[0, "fused"] == "Relu" and layers.loc[0, "mult_adds"] == 0
     assert (layers["time_ms"][2:] == 0).all() and len(layers) == 2 + len(records)
+
+
+def test_only_the_cpu_copy_of_an_iteration_range_counts() -> None:
+    def event(name: str, device: DeviceType, parent: object = None) -> SimpleNamespace:
+        return SimpleNamespace(name=name, device_type=device, cpu_parent=parent)
+
+    assert is_iteration_range(event("bench.iteration:0", DeviceType.CPU))
+    assert not is_iteration_range(event("bench.iteration:0", DeviceType.CUDA))  # GPU mirror
+    assert not is_iteration_range(event("bench.iteration:0", DeviceType.CPU, parent=object()))
+    assert not is_iteration_range(event("aten::add", DeviceType.CPU))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
@@ -99,6 +100,12 @@ def top_level_ops(event: Any, device: str, module: str = "") -> list[ProfiledOp]
     return ops
 
 
+def is_iteration_range(event: Any) -> bool:
+    """An iteration's range on the CPU (on CUDA kineto mirrors each range on the GPU too)."""
+    on_cpu = getattr(event, "device_type", DeviceType.CPU) == DeviceType.CPU
+    return on_cpu and event.name.startswith(ITERATION_RANGE) and event.cpu_parent is None
+
+
 def _activities(device: str) -> list[ProfilerActivity]:
     """The profiler's activities: the CPU, plus CUDA kernels on a GPU."""
     return (
@@ -128,6 +135,6 @@ def profile_forward(
         finally:
             with native_stderr_silenced():
                 prof.stop()
-    marks = [e for e in prof.events() if e.name.startswith(ITERATION_RANGE)]
+    marks = [e for e in prof.events() if is_iteration_range(e)]
     marks.sort(key=lambda e: int(e.name.removeprefix(ITERATION_RANGE)))
     return [ProfiledIteration(top_level_ops(m, device), float(m.cpu_time_total)) for m in marks]
