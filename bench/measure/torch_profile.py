@@ -90,13 +90,18 @@ def _node(event: Any, device: str) -> OpNode:
 
 
 def top_level_ops(event: Any, device: str, module: str = "") -> list[ProfiledOp]:
-    """The ops called directly by module forwards below an event, with their module paths."""
+    """The ops called directly by module forwards below an event, with their module paths.
+
+    Other ranges (a model's own `record_function`, runtime calls) are looked through.
+    """
     ops: list[ProfiledOp] = []
     for child in sorted(event.cpu_children, key=lambda e: e.time_range.start):
         if child.name.startswith(MODULE_RANGE):
             ops += top_level_ops(child, device, child.name.removeprefix(MODULE_RANGE))
-        elif child.name.startswith("aten::") or "::" in child.name:
+        elif "::" in child.name:  # an operator: aten::, prim::, a library's namespace::
             ops.append(ProfiledOp(module, _node(child, device)))
+        else:
+            ops += top_level_ops(child, device, module)
     return ops
 
 
