@@ -10,8 +10,9 @@ of 1 (0.7-1.3) on shufflenet v1 g3, mobilenet v2 and shufflenet v2 at CPU batch 
 On a loaded machine the end-to-end wall-clock median includes the time the process waits for a
 core, while each layer's median mostly does not (a preemption lands in one layer of one
 iteration); so the table also gives the end-to-end median of the forward's *thread CPU time*
-(`time.thread_time`, meaningful with one thread: intra-op work then runs on the calling thread)
-and the ratio against it, a comparison that load does not skew (eager PyTorch only).
+(`time.thread_time`, meaningful with one thread: eager PyTorch, ONNX Runtime and OpenVINO then
+run the batch on the calling thread) and the ratio against it, a comparison that load does not
+skew.
 
     uv run python benchmarks/profile_overhead.py
     uv run python benchmarks/profile_overhead.py --models resnet18 --rounds 5 --batch 8 --threads 2
@@ -32,25 +33,35 @@ from rich.table import Table
 from bench.core.models import model_and_shape
 from bench.core.options import fixed_threads
 from bench.measure.profile import ProfileResult, profile_model
+from bench.runtimes import get_runtime
+from bench.runtimes.base import Session, Target
 
 NETWORKS = ["shufflenet_v1_g3_x1_0", "torchvision:mobilenet_v2", "shufflenet_v2_x1_0"]
 LOW, HIGH = 0.7, 1.3
 CPU_TIME_ITERATIONS = 30
 
 
-def thread_cpu_ms(spec: str, batch: int, threads: int) -> float:
-    """Median thread CPU time (ms) of one inference forward, after five warm-up forwards."""
+def thread_cpu_ms(spec: str, batch: int, threads: int, runtime: str) -> float:
+    """Median thread CPU time (ms) of one inference batch in the runtime, after 5 warm-ups."""
     model, shape = model_and_shape(spec)
     inputs = torch.randn(batch, *shape)
     times = []
-    with fixed_threads(threads), torch.inference_mode():
-        model.eval()
+    with fixed_threads(threads) as n_threads, torch.inference_mode():
+        session = _session(model.eval(), inputs, runtime, n_threads)  # alive: it owns buffers
         for k in range(5 + CPU_TIME_ITERATIONS):
             start = time.thread_time()
-            model(inputs)
+            session.step()
             if k >= 5:
                 times.append((time.thread_time() - start) * 1000.0)
     return statistics.median(times)
+
+
+def _session(model: torch.nn.Module, inputs: torch.Tensor, runtime: str, threads: int) -> Session:
+    """A session whose step is one inference batch: the eager forward or the runtime's."""
+    if runtime == "eager":
+        return Session(step=lambda: model(inputs), output=lambda: inputs)
+    with torch.inference_mode(False):  # exporters trace ordinary tensors
+        return get_runtime(runtime).prepare(model, inputs, Target("cpu", torch.float32, threads))
 
 
 def rounds_of(spec: str, args: argparse.Namespace) -> list[ProfileResult]:
@@ -68,7 +79,7 @@ def rounds_of(spec: str, args: argparse.Namespace) -> list[ProfileResult]:
     ]
 
 
-def row_of(spec: str, results: list[ProfileResult], cpu_ms: float | None) -> list[str]:
+def row_of(spec: str, results: list[ProfileResult], cpu_ms: float) -> list[str]:
     """One table row: sums, medians, the ratios (median and range), the main time shares."""
     ratios = sorted(r.overhead_ratio for r in results if r.overhead_ratio is not None)
     middle = sorted(results, key=lambda r: r.overhead_ratio or 0.0)[len(results) // 2]
@@ -81,8 +92,8 @@ def row_of(spec: str, results: list[ProfileResult], cpu_ms: float | None) -> lis
         f"{middle.latency_median_ms:.2f}",
         f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}, {ratios[-1]:.2f}]",
         verdict,
-        "–" if cpu_ms is None else f"{cpu_ms:.2f}",
-        "–" if cpu_ms is None else f"{middle.total_profiled_ms / cpu_ms:.2f}",
+        f"{cpu_ms:.2f}",
+        f"{middle.total_profiled_ms / cpu_ms:.2f}",
         *(f"{shares[c]['time_share']:.1%}" for c in ("conv", "elementwise", "data", "pooling")),
         f"{shares['conv']['mult_adds_share']:.1%}",
     ]
@@ -109,8 +120,7 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("network", "target") else "right")
     for spec in args.models:
         results = rounds_of(spec, args)
-        eager = args.runtime == "eager"  # the CPU-time comparator is eager PyTorch's forward
-        cpu_ms = thread_cpu_ms(spec, args.batch, args.threads) if eager else None
+        cpu_ms = thread_cpu_ms(spec, args.batch, args.threads, args.runtime)
         table.add_row(*row_of(spec, results, cpu_ms))
     console = Console(width=200)
     console.print(table)

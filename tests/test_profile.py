@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from typer.testing import CliRunner
 
 from bench.cli.app import app
@@ -24,15 +26,25 @@ from bench.measure.categories import (
 from bench.measure.counting import record_forward
 from bench.measure.node_profile import (
     ExportedGraph,
+    NodeProfile,
+    NodeRow,
     fused_counts,
     ort_absorbed,
     ort_conv_kind,
     step_rows,
 )
 from bench.measure.op_matching import CountedOp, MatchedRow, OpNode, ProfiledOp, match_ops
-from bench.measure.profile import median_rows, profile_model, unmatched_costly
+from bench.measure.profile import (
+    category_table,
+    counted_records,
+    layer_table,
+    median_rows,
+    node_timed_rows,
+    profile_model,
+    unmatched_costly,
+)
 from bench.measure.rules import resolve_rules
-from bench.measure.torch_profile import profile_forward
+from bench.measure.torch_profile import is_iteration_range, profile_forward
 from bench.report.document import write_report
 from bench.runs.folder import load_run
 from bench.runs.runner import run_suite
@@ -55,7 +67,8 @@ class Known(nn.Module):
         self.input_shape = (3, 16, 16)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.bn(self.conv(x)))
+        with torch.autograd.profiler.record_function("users_own_range"):  # looked through
+            x = torch.relu(self.bn(self.conv(x)))
         x = nn.functional.channel_shuffle(self.dw(x), 2)
         a, b = x.chunk(2, dim=1)
         x = self.gconv(torch.cat([a, b + 1], dim=1))
@@ -152,7 +165,7 @@ def test_median_rows_takes_each_rows_median_over_iterations() -> None:
 
 def test_the_profiler_sees_the_counted_ops_of_a_known_network_in_order() -> None:
     model = Known().eval()
-    records, _ = record_forward(model, (1, 3, 16, 16), torch.float32, resolve_rules(None))
+    records = counted_records(model, (1, 3, 16, 16), torch.float32)
     (iteration,) = profile_forward(model, torch.randn(1, 3, 16, 16), "cpu", 1, 1)
     rows = match_ops([CountedOp(r.module, r.op) for r in records], iteration.ops)
     assert all(r.matched for r in rows) and len(rows) == len(records)
@@ -301,6 +314,8 @@ def test_suite_metric_profile_adds_category_share_columns(tmp_path) -> None:
     shares = eager[[f"time_share_{c}" for c in CATEGORIES]].sum(axis=1)
     assert shares.round(6).tolist() == [1.0, 1.0]
     assert eager["mult_adds_share_conv"].round(6).tolist() == [1.0, 1.0]
+    assert eager["mult_adds_share_conv_dense"].round(6).tolist() == [1.0, 1.0]
+    assert eager["time_share_conv_depthwise"].tolist() == [0.0, 0.0]
     top = json.loads(eager["profile_top_layers"].iloc[0])
     assert top[0]["op"] == "aten::convolution" and top[0]["mult_adds"] > 0
     compiled = rows[rows["runtime"] == "compile"].iloc[0]
@@ -364,3 +379,30 @@ def test_runtime_profilers_give_nodes_in_the_same_categories(runtime: str) -> No
     assert (nodes["mult_adds"] == 0).all()
     assert sum(v["time_share"] for v in result.categories.values()) == pytest.approx(1.0)
     assert result.fused_ops.get("Relu", 0) > 0 and (nodes["fused"] == "Relu").any()
+
+
+def test_node_rows_carry_time_and_the_counted_rows_carry_the_cost() -> None:
+    model = Known().eval()
+    records, _ = record_forward(model, (1, 3, 16, 16), torch.float32, resolve_rules(None))
+    nodes = NodeProfile(
+        [NodeRow("conv_relu", "openvino::Convolution", 3.0, "Relu", "dense"),
+         NodeRow("shuffle", "openvino::ShuffleChannels", 1.0, "", "")],
+        wall_ms=4.5, fused_ops={"Relu": 1},
+    )  # fmt: skip
+    layers = layer_table(model, records, node_timed_rows(nodes, records))
+    categories = category_table(layers)
+    assert categories["conv"]["time_share"] == pytest.approx(0.75)
+    assert categories["data"]["time_share"] == pytest.approx(0.25)
+    assert categories["conv"]["mult_adds_share"] > 0.9  # from the counted rows, which have no time
+    assert layers.loc[0, "fused"] == "Relu" and layers.loc[0, "mult_adds"] == 0
+    assert (layers["time_ms"][2:] == 0).all() and len(layers) == 2 + len(records)
+
+
+def test_only_the_cpu_copy_of_an_iteration_range_counts() -> None:
+    def event(name: str, device: DeviceType, parent: object = None) -> SimpleNamespace:
+        return SimpleNamespace(name=name, device_type=device, cpu_parent=parent)
+
+    assert is_iteration_range(event("bench.iteration:0", DeviceType.CPU))
+    assert not is_iteration_range(event("bench.iteration:0", DeviceType.CUDA))  # GPU mirror
+    assert not is_iteration_range(event("bench.iteration:0", DeviceType.CPU, parent=object()))
+    assert not is_iteration_range(event("aten::add", DeviceType.CPU))

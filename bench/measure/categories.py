@@ -26,7 +26,8 @@ _ELEMENTWISE = (
     "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "clamp", "clamp_", "clamp_min",
     "clamp_min_", "threshold", "threshold_", "leaky_relu", "leaky_relu_", "elu", "elu_", "sigmoid",
     "sigmoid_", "silu", "silu_", "gelu", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_",
-    "mish", "softplus", "dropout", "feature_dropout",
+    "mish", "softplus", "dropout", "dropout_", "feature_dropout", "feature_dropout_",
+    "alpha_dropout", "alpha_dropout_",
 )  # fmt: skip
 _DATA = (
     "channel_shuffle", "native_channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "cat",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bench.core.errors import BenchError
 from bench.measure.categories import conv_kind, op_category
 from bench.runtimes import get_runtime
 from bench.runtimes.base import NodeTiming, Session, Target
@@ -179,6 +180,8 @@ def profile_nodes(
     session = engine.prepare(model, inputs, target)
     walls = _timed_steps(session, warmup + iterations)[warmup:]
     steps = session.node_times()[-iterations:]
+    if not steps:
+        raise BenchError(f"runtime {runtime} gave no per-node times (its profiler is off?)")
     exported = exported_graph(session.details["artefact"])
     rows = median_node_rows([step_rows(runtime, s, exported) for s in steps])
     fused = fused_counts(runtime, steps[-1], exported)

@@ -250,14 +250,18 @@ def _profiled_rows(
 
 
 def counted_records(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> list:
-    """The counting's op records of one forward (BenchError when the input does not fit)."""
+    """The counting's op records of one forward (BenchError when the input does not fit).
+
+    A model's own `record_function` ranges are ops to the counter (`profiler::...`) but ranges
+    to the profiler: they are left out.
+    """
     try:
         records, _ = record_forward(model, shape, dtype, resolve_rules(None))
     except (RuntimeError, NotImplementedError, TypeError) as exc:
         raise BenchError(
             f"cannot profile input {format_input_shape(shape[1:])}: {first_line(exc)}"
         ) from None
-    return records
+    return [r for r in records if not r.op.startswith("profiler.")]
 
 
 def profile_model(

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
@@ -89,14 +90,25 @@ def _node(event: Any, device: str) -> OpNode:
 
 
 def top_level_ops(event: Any, device: str, module: str = "") -> list[ProfiledOp]:
-    """The ops called directly by module forwards below an event, with their module paths."""
+    """The ops called directly by module forwards below an event, with their module paths.
+
+    Other ranges (a model's own `record_function`, runtime calls) are looked through.
+    """
     ops: list[ProfiledOp] = []
     for child in sorted(event.cpu_children, key=lambda e: e.time_range.start):
         if child.name.startswith(MODULE_RANGE):
             ops += top_level_ops(child, device, child.name.removeprefix(MODULE_RANGE))
-        elif child.name.startswith("aten::") or "::" in child.name:
+        elif "::" in child.name:  # an operator: aten::, prim::, a library's namespace::
             ops.append(ProfiledOp(module, _node(child, device)))
+        else:
+            ops += top_level_ops(child, device, module)
     return ops
+
+
+def is_iteration_range(event: Any) -> bool:
+    """An iteration's range on the CPU (on CUDA kineto mirrors each range on the GPU too)."""
+    on_cpu = getattr(event, "device_type", DeviceType.CPU) == DeviceType.CPU
+    return on_cpu and event.name.startswith(ITERATION_RANGE) and event.cpu_parent is None
 
 
 def _activities(device: str) -> list[ProfilerActivity]:
@@ -128,6 +140,6 @@ def profile_forward(
         finally:
             with native_stderr_silenced():
                 prof.stop()
-    marks = [e for e in prof.events() if e.name.startswith(ITERATION_RANGE)]
+    marks = [e for e in prof.events() if is_iteration_range(e)]
     marks.sort(key=lambda e: int(e.name.removeprefix(ITERATION_RANGE)))
     return [ProfiledIteration(top_level_ops(m, device), float(m.cpu_time_total)) for m in marks]

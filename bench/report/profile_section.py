@@ -50,6 +50,12 @@ def shares_table(group: pd.DataFrame) -> pd.DataFrame:
         table[f"{category} (time / mult-adds)"] = [
             f"{t:.1%} / {m:.1%}" for t, m in zip(time, mult_adds, strict=True)
         ]
+    if "time_share_conv_depthwise" in group:  # rows written before the conv kinds: none
+        time = group["time_share_conv_depthwise"].astype(float)
+        mult_adds = group["mult_adds_share_conv_depthwise"].astype(float)
+        table["of which depthwise conv"] = [
+            f"{t:.1%} / {m:.1%}" for t, m in zip(time, mult_adds, strict=True)
+        ]
     table["profiled (ms)"] = group["profile_total_ms"].map(fmt_number).tolist()
     table["latency (ms)"] = group["profile_latency_ms"].map(fmt_number).tolist()
     return pd.DataFrame(table)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bench.core.values import is_missing
-from bench.measure.categories import CATEGORIES
+from bench.measure.categories import CATEGORIES, CONV_KINDS
 
 if TYPE_CHECKING:  # only for annotations: reading a run folder needs no torch
     from bench.measure.counting import CountResult
@@ -61,6 +61,7 @@ LATENCY_STATS = ("median", "mean", "p10", "p90", "p99", "iqr")
 PROFILE_SHARES = ("time_share", "mult_adds_share", "mac_share")
 PROFILE_COLUMNS = [
     *(f"{share}_{category}" for share in PROFILE_SHARES for category in CATEGORIES),
+    *(f"{share}_conv_{kind}" for share in PROFILE_SHARES[:2] for kind in CONV_KINDS[:3]),
     "profile_total_ms", "profile_latency_ms", "profile_top_layers",
 ]  # fmt: skip
 PROFILE_TOP_LAYERS = 10
@@ -132,6 +133,9 @@ def profile_row(result: ProfileResult) -> dict[str, Any]:
         for share in PROFILE_SHARES
         for category in CATEGORIES
     }
+    kinds = result.categories["conv"]["kinds"]
+    for share in PROFILE_SHARES[:2]:
+        row.update({f"{share}_conv_{k}": kinds.get(k, {}).get(share, 0.0) for k in CONV_KINDS[:3]})
     top = result.layers.sort_values("time_ms", ascending=False).head(PROFILE_TOP_LAYERS)
     row.update(
         profile_total_ms=result.total_profiled_ms,
