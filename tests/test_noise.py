@@ -67,3 +67,15 @@ def test_marks_and_the_trust_sentence() -> None:
         "e.g. g2:groups=2: cv 30%."
     )
     assert trust_sentence(rows.drop(columns=["noisy"])) is None
+
+
+def test_bench_time_says_why_its_number_cannot_be_trusted() -> None:
+    from bench.cli.timing import untrusted
+    from bench.measure.contention import Contention
+
+    quiet = {"cv": 0.01, "stop_reason": "converged", "rel_halfwidth": 0.01}
+    assert untrusted(quiet, None) == []
+    busy = Contention(0.6, 1.5, 0.0, 0.6, 3.0, 4)
+    assert untrusted({**quiet, "cv": 0.3}, busy) == ["cv 30%", "busy machine (0.60 CPUs taken)"]
+    spent = {**quiet, "stop_reason": "budget", "rel_halfwidth": None}
+    assert untrusted(spent, None) == ["budget spent, median interval none"]

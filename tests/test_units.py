@@ -200,3 +200,14 @@ def test_trust_columns_of_error_rows_carry_no_verdict() -> None:
     assert trust_columns(paired, found, 0, False)["noisy"] is False
     paired["paired_high"] = 0.555  # half-width 6%
     assert trust_columns(paired, found, 0, False)["noise"] == "paired ratio interval +-6%"
+
+
+def test_merging_shards_keeps_the_rounds_of_samples(suite_file: Path, tmp_path: Path) -> None:
+    from bench.runs.merge import merge_runs
+
+    shards = [
+        run(suite_file, tmp_path / f"s{k}", Recorder(), FakeProbe([0.0]), shard=f"{k}/2")
+        for k in range(2)
+    ]
+    merged = merge_runs(shards, tmp_path / "all")
+    assert len(load_run(merged).rows) == 6 and len(read_sample_rounds(merged)) == 5

@@ -73,12 +73,12 @@ def read_snapshot(
     root: Path = PROC, clock: Callable[[], float] = time.monotonic, hz: int | None = None
 ) -> Snapshot | None:
     """Read the machine's state now (None where /proc cannot be read, e.g. off Linux)."""
-    hz = hz or os.sysconf("SC_CLK_TCK")
     try:
+        hz = hz or os.sysconf("SC_CLK_TCK")
         load1, procs = _loadavg(root / "loadavg")
         cpu, n_cpus, running = _stat(root / "stat")
         own = _own_cpu(root / "self" / "stat") / hz
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError, AttributeError):  # AttributeError: no os.sysconf
         return None
     busy = sum(cpu[i] for i in BUSY_FIELDS if i < len(cpu)) / hz
     steal = (cpu[STEAL_FIELD] if len(cpu) > STEAL_FIELD else 0.0) / hz

@@ -4,9 +4,12 @@ Plain Python over callables (one `time_once` per member, a `clock`), like `sampl
 tests drive it with a fake clock. Each round gives every member a short burst of samples, in an
 order rotated by one place per round (A B C, B C A, C A B, ...), so drift and bursts of load on
 a shared machine land on every member alike. A member's ratio to the first member is paired by
-round: per round, the first member's burst median over this member's (its speed relative to the
-first: > 1 is faster); the ratio is the median over rounds, with the distribution-free interval
-of that median (`bench.measure.stats.median_ci`). Sampling stops when every ratio's interval is
+round: per round, the first member's fastest sample of its burst over this member's (its speed
+relative to the first: > 1 is faster); the ratio is the median over rounds, with the
+distribution-free interval of that median (`bench.measure.stats.median_ci`). The burst's fastest
+sample, not its median: on a busy machine most samples of a burst include a preemption (with ten
+runnable tasks on two cores, the median of a 2 ms block was 5-30 ms while its p10 stayed near
+2 ms), the fastest is the one that ran alone. Sampling stops when every ratio's interval is
 within the precision, or at the round cap or the budget.
 """
 
@@ -30,8 +33,8 @@ class RoundRule:
     min_rounds: int = 8
     max_rounds: int = 400
     budget_s: float = 20.0
-    burst_s: float = 0.01
-    min_burst: int = 1
+    burst_s: float = 0.02
+    min_burst: int = 2
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,12 @@ class Rounds:
     stop_reason: str = ""
     ratios: list[PairedRatio] = field(default_factory=list)
 
-    def burst_medians(self, member: int) -> list[float]:
-        """The median of each round's burst of one member, in round order."""
-        bursts: dict[int, list[float]] = {}
+    def burst_best(self, member: int) -> list[float]:
+        """The fastest sample of each round's burst of one member, in round order."""
+        bursts: dict[int, float] = {}
         for value, index in zip(self.samples[member], self.rounds[member], strict=True):
-            bursts.setdefault(index, []).append(value)
-        return [statistics.median(bursts[r]) for r in sorted(bursts)]
+            bursts[index] = min(value, bursts.get(index, math.inf))
+        return [bursts[r] for r in sorted(bursts)]
 
 
 def round_order(n_members: int, round_index: int) -> list[int]:
@@ -95,9 +98,9 @@ def paired_ratio(base: Sequence[float], other: Sequence[float], confidence: floa
 
 def all_ratios(rounds: Rounds, confidence: float) -> list[PairedRatio]:
     """Every member's paired ratio to member 0 (member 0's own is exactly 1)."""
-    base = rounds.burst_medians(0)
+    base = rounds.burst_best(0)
     members = range(len(rounds.samples))
-    return [paired_ratio(base, rounds.burst_medians(m), confidence) for m in members]
+    return [paired_ratio(base, rounds.burst_best(m), confidence) for m in members]
 
 
 def converged(rounds: Rounds, rule: RoundRule) -> bool:
@@ -105,7 +108,7 @@ def converged(rounds: Rounds, rule: RoundRule) -> bool:
     if rounds.n_rounds < rule.min_rounds:
         return False
     if len(rounds.samples) == 1:
-        return median_rel_halfwidth(rounds.burst_medians(0), rule.confidence) <= rule.precision
+        return median_rel_halfwidth(rounds.burst_best(0), rule.confidence) <= rule.precision
     ratios = all_ratios(rounds, rule.confidence)[1:]
     return all(r.rel_halfwidth <= rule.precision for r in ratios)
 

@@ -8,7 +8,14 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.io import write_json, write_yaml
-from bench.runs.folder import Run, load_run, write_epochs, write_rows, write_samples
+from bench.runs.folder import (
+    Run,
+    load_run,
+    read_sample_rounds,
+    write_epochs,
+    write_rows,
+    write_samples,
+)
 from bench.runs.schema import ENV_JSON, RESULTS_CSV, RESULTS_FORMAT_VERSION, SUITE_YAML
 
 
@@ -26,7 +33,8 @@ def merge_runs(paths: list[str | Path], out: str | Path) -> Path:
         raise BenchError(f"merge: case id {duplicated.iloc[0]!r} occurs in more than one run")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_rows(out_dir, rows.to_dict("records"))
-    write_samples(out_dir, {k: v for r in runs for k, v in r.samples.items()})
+    rounds = {k: v for r in runs for k, v in read_sample_rounds(r.path).items()}
+    write_samples(out_dir, {k: v for r in runs for k, v in r.samples.items()}, rounds)
     epochs = [r.epochs for r in runs if r.epochs is not None]
     if epochs:
         write_epochs(out_dir, pd.concat(epochs, ignore_index=True).to_dict("records"))

@@ -8,6 +8,10 @@ fine-tune), turns any exception into an `error` row and CUDA cases on a machine 
 case (the row last: it commits the case). The run folder is locked for the whole run (one writer
 at a time). A full disk stops the run with one line naming the folder; every row finished before
 it stays on disk. The measurement function is injectable so tests can use tiny fakes.
+
+Cases with `interleave: true` are measured in units (one table column at a time, in interleaved
+rounds: `bench.runs.units`); every unit runs under a contention probe, is measured again while
+the machine was too busy, and gets its trust columns; `isolate` runs each unit in a child.
 """
 
 from __future__ import annotations
