@@ -49,7 +49,7 @@ def configure_threads(threads: int) -> tuple[int, int]:
             raise BenchError(
                 f"TensorFlow already runs in this process with {shown} intra-/inter-op "
                 f"threads and cannot change to {threads}/{INTER_OP_THREADS}; measure each thread "
-                "count in a process of its own (measure_latency does so unless told otherwise)"
+                "count in a process of its own (as measure_latency does)"
             ) from None
     return wanted
 
