@@ -29,12 +29,16 @@ class TensorFlowRuntime(Runtime):
     own_process: ClassVar[bool] = True
 
     def check(self, target: Target) -> None:
-        """Beyond mode and device: float32 only (the twins are float32 Keras models)."""
+        """Beyond mode and device: float32 only; then import TensorFlow (before prepare's clock).
+
+        The import (10-20 s) is not part of `prepare_s`, as no other runtime's import is.
+        """
         super().check(target)
         if target.dtype != torch.float32:
             raise BenchError(
                 f"runtime tensorflow times float32 only, not {str(target.dtype).split('.')[-1]}"
             )
+        import_module(SESSION_MODULE)
 
     def prepare(self, model: nn.Module, inputs: torch.Tensor, target: Target) -> Session:
         """Set TensorFlow's threads, build the twin, port the weights, trace the step."""
