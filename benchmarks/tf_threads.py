@@ -76,18 +76,24 @@ def ratio_line(label: str, ratios: list[float]) -> str:
     return f"  {label}: {statistics.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})"
 
 
+def median_of(rounds: list[dict[str, list[float]]], order: str, index: int) -> float:
+    """The median over rounds of one case's median (ms)."""
+    return statistics.median(r[order][index] for r in rounds)
+
+
 def report(threads: int, rounds: list[dict[str, list[float]]]) -> list[str]:
     """Medians alone and after, the slowdowns in and across processes, and the noise."""
     torch_alone = [r["torch-first"][0] for r in rounds]
     tf_alone = [r["tf-first"][0] for r in rounds]
+    where = "(3rd case of torch-first / 2nd of tf-first)"
     lines = [
-        f"threads={threads}: medians over rounds (ms), spread of the alone medians = noise",
-        f"  PyTorch alone {statistics.median(torch_alone):.2f} (spread {spread(torch_alone):.1%}),"
-        f" after TF {statistics.median([r['torch-first'][2] for r in rounds]):.2f} / "
-        f"{statistics.median([r['tf-first'][1] for r in rounds]):.2f} (same / fresh process)",
-        f"  TensorFlow alone {statistics.median(tf_alone):.2f} (spread {spread(tf_alone):.1%}),"
-        f" after PyTorch {statistics.median([r['tf-first'][2] for r in rounds]):.2f} / "
-        f"{statistics.median([r['torch-first'][1] for r in rounds]):.2f} (same / fresh process)",
+        f"threads={threads}: medians over rounds (ms); spread of the alone medians = noise",
+        f"  PyTorch alone {statistics.median(torch_alone):.2f} (spread {spread(torch_alone):.1%}), "
+        f"after TF {median_of(rounds, 'torch-first', 2):.2f} / "
+        f"{median_of(rounds, 'tf-first', 1):.2f} {where}",
+        f"  TensorFlow alone {statistics.median(tf_alone):.2f} (spread {spread(tf_alone):.1%}), "
+        f"after PyTorch {median_of(rounds, 'tf-first', 2):.2f} / "
+        f"{median_of(rounds, 'torch-first', 1):.2f} (3rd case of tf-first / 2nd of torch-first)",
     ]
     for label, (order, index), alone in SLOWDOWNS:
         ratios = [r[order][index] / r[alone][0] for r in rounds]

@@ -28,7 +28,7 @@ from bench.report.runtime_section import runtime_section
 from bench.runs.folder import load_run
 from bench.runs.runner import run_suite
 from bench.runs.suite import load_suite
-from bench.runtimes import tensorflow_rt
+from bench.runtimes import keras_session
 from netdefs import get_model
 from netdefs.keras_port import port_state_dict
 from netdefs.keras_resnet import conv, keras_resnet, keras_twin, stem
@@ -43,7 +43,7 @@ TINY_GROUPED = "resnet:layers=1-1-1-1,block=bottleneck,groups=4,width_per_group=
 SMALL_INPUT = (3, 32, 32)
 # TensorFlow takes its thread counts before it first runs, once: here, at import, before any test
 try:
-    TEST_THREADS: tuple[int, int] | None = tensorflow_rt.configure_threads(1)
+    TEST_THREADS: tuple[int, int] | None = keras_session.configure_threads(1)
 except BenchError:  # something ran TensorFlow before this file was imported
     TEST_THREADS = None
 
@@ -197,11 +197,11 @@ def owned(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_threads_are_set_once_and_a_change_is_refused(owned: None) -> None:
-    assert tensorflow_rt.thread_settings() == (1, 1)
+    assert keras_session.thread_settings() == (1, 1)
     tf.constant(1.0) + 1.0  # TensorFlow runs now  # noqa: B018
-    assert tensorflow_rt.configure_threads(1) == (1, 1)
+    assert keras_session.configure_threads(1) == (1, 1)
     with pytest.raises(BenchError, match=r"already runs .* 1/1 .* cannot change to 2/1"):
-        tensorflow_rt.configure_threads(2)
+        keras_session.configure_threads(2)
 
 
 @pytest.mark.parametrize("mode", ["infer", "train"])
@@ -271,9 +271,9 @@ def test_an_unclaimed_process_measures_tensorflow_in_a_child() -> None:
         isolated.close_child()
 
 
-def test_import_netdefs_does_not_import_tensorflow() -> None:
+def test_importing_netdefs_and_the_adapter_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, netdefs, bench.runtimes; "
+        "import sys, netdefs, bench.runtimes.tensorflow_rt; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
