@@ -235,3 +235,20 @@ def test_timm_wildcard_expands_in_a_suite(tmp_path: Path) -> None:
     suite.write_text('name: wild\ncases:\n  - name: a\n    models: ["timm:resnet1?t"]\n')
     models = [case.model for case in load_suite(suite).cases]
     assert models == ["timm:resnet10t", "timm:resnet14t"]
+
+
+def test_suite_imports_a_py_file_relative_to_the_suite(tmp_path: Path) -> None:
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    registering = PACKAGE_INIT.replace("user_pkg_net", "user_file_net_13")
+    (folder / "extra_nets.py").write_text(textwrap.dedent(registering))
+    suite = folder / "extra.yaml"
+    suite.write_text(
+        "name: extra\nimports: [extra_nets.py]\ncases:\n  - name: a\n"
+        '    models: ["user_file_net_13:width=2"]\n'
+    )
+    try:
+        (case,) = load_suite(suite).cases
+        assert case.model == "user_file_net_13:width=2" and case.input == (3, 8, 8)
+    finally:
+        _REGISTRY.pop("user_file_net_13", None)
