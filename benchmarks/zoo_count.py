@@ -17,8 +17,9 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from bench.core.paths import resolve_suite_path
 from bench.measure.counting import CountResult, count
-from bench.runs.suite import load_suite, resolve_suite_path
+from bench.runs.suite import load_suite
 from netdefs.zoo import published_weights, torchvision_classification_names
 
 TARGET_MEDIAN_S = 0.5

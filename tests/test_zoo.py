@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from bench.cli.app import app
 from bench.core.errors import BenchError
 from bench.core.models import build_model
+from bench.core.paths import resolve_suite_path
 from bench.measure.counting import count
 from bench.measure.rules import FUSED_ATTENTION_OPS, MULT_ADD_HANDLERS
-from bench.runs.suite import load_suite, resolve_suite_path
+from bench.runs.suite import load_suite
 from netdefs import get_model, list_models, parse_spec
 from netdefs.zoo import published_weights, torchvision_classification_names
 
