@@ -3,8 +3,8 @@
 The packages are the layers, dependencies pointing down: `core` (shared definitions) ->
 `measure` (one model in, one result out) -> `train` (fine-tunes) -> `runs` (suites and run
 folders) -> `analysis` (compare, guidelines, fits) -> `report` -> `cli`. The most used functions
-are importable from here: `bench.count`, `bench.measure_latency`, `bench.collect_env`,
-`bench.load_suite`, `bench.run_suite`, `bench.load_run`.
+are importable from here: `bench.count`, `bench.measure_latency`, `bench.profile_model`,
+`bench.collect_env`, `bench.load_suite`, `bench.run_suite`, `bench.load_run`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bench.core.lazy import lazy_attributes
 _EXPORTS = {
     "count": "bench.measure.counting",
     "measure_latency": "bench.measure.timing",
+    "profile_model": "bench.measure.profile",
     "collect_env": "bench.measure.env",
     "load_suite": "bench.runs.suite",
     "run_suite": "bench.runs.runner",

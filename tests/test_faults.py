@@ -110,7 +110,7 @@ def test_kill_between_samples_and_row_loses_nothing(
     real = runner.write_samples
 
     def write_then_die(run_dir: Path, samples: dict, *rest: object) -> None:
-        real(run_dir, samples, *rest)  # rest: the interleaved rounds (issue 17)
+        real(run_dir, samples, *rest)
         if len(samples) == 3:  # the third case's samples are on disk, its row is not
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -150,7 +150,7 @@ def test_torn_last_row_is_one_warning_and_measured_again(suite_file: Path, tmp_p
         assert last not in set(read_rows(out)["case_id"])
     assert len(caught) == 1
     shown = CliRunner().invoke(app, ["show", str(out)])
-    assert shown.exit_code == 0 and "g2:c=8" in shown.stdout  # the measured rows are shown
+    assert shown.exit_code == 0 and "│ g2:c=8" in shown.stdout
     warning_lines = [line for line in shown.stderr.splitlines() if line.strip()]
     assert len(warning_lines) == 1 and warning_lines[0].startswith("warning:")
     assert "UserWarning" not in shown.stderr and "warnings.warn" not in shown.stderr

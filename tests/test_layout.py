@@ -15,6 +15,7 @@ MAX_LINES = 500
 # packages that only one code path needs.
 LAZY_ALLOWED = {
     "fvcore.nn",
+    "onnx",
     "torchvision",
     "torchvision.ops",
     "torch.utils.tensorboard",

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from bench.cli.progress import BudgetEta, EtaColumn
-from bench.runs.plans import CasePlan, case_plan
-from bench.runs.runner import Measurement, RunContext, run_suite
+from bench.runs.runner import CasePlan, Measurement, RunContext, case_plan, run_suite
 from bench.runs.suite import Case, load_suite
 
 SUITE = """

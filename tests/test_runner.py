@@ -18,8 +18,9 @@ import torch
 
 from bench.core.errors import BenchError
 from bench.runs.folder import load_run
+from bench.runs.locations import default_run_dir
 from bench.runs.lock import run_folder_lock
-from bench.runs.runner import Measurement, RunContext, default_run_dir, run_suite
+from bench.runs.runner import Measurement, RunContext, run_suite
 from bench.runs.schema import RESULTS_FORMAT_VERSION
 from bench.runs.suite import Case
 

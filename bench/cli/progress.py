@@ -18,7 +18,7 @@ from rich.progress import ProgressColumn, Task
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from bench.runs.plans import CasePlan
+    from bench.runs.runner import CasePlan
 
 
 class BudgetEta:

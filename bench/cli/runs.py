@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bench.analysis.guidelines import GuidelineSummary
-    from bench.runs.plans import CasePlan
+    from bench.runs.runner import CasePlan
     from bench.runs.suite import Case
 
 
@@ -151,10 +151,10 @@ def run_command(
     cpus: CpusOption = None,
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
+    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.runs.suite import resolve_suite_path
 
     resolve_suite_path(suite)  # a wrong name is answered before the runner loads
-    from bench.analysis.noise import noisy_rows, trust_sentence
     from bench.runs.folder import load_run
     from bench.runs.runner import run_suite
 
@@ -184,7 +184,7 @@ def run_command(
             raise
         selection = {"--device": device and device.value, "--filter": filter, "--quick": quick}
         selection.update({"--shard": shard, "--data": data, "--tensorboard": tensorboard})
-        selection["--runtime"] = runtimes
+        selection.update({"--runtime": runtimes, "--isolate": isolate, "--cpus": cpus})
         stderr.print(interrupted_message(suite, watcher.run_dir, selection), highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     run = load_run(run_dir)
@@ -201,9 +201,9 @@ def print_run(rows: pd.DataFrame, title: str) -> None:
     from bench.analysis.guidelines import guideline_summaries, guideline_verdicts
     from bench.analysis.noise import row_mark, trust_sentence
 
+    width = output_width()
     marks = rows.apply(row_mark, axis=1) if len(rows) else None
     rows = rows.assign(trust=marks.where(marks != "", None)) if marks is not None else rows
-    width = output_width()
     measured = measured_rows(rows)
     if measured.empty:
         stdout.print(f"{title}: no measured (ok) rows", highlight=False, width=width)

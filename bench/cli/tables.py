@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from bench.core.values import is_missing
 from bench.report.format import (
     fmt_accuracy,
     fmt_int,
@@ -59,18 +58,18 @@ RUN_COLUMNS = (
     RunColumn("mult_adds", "mult-adds", prefixed=True),
     RunColumn("latency_ms_median", "median ms"),
     RunColumn("throughput", "images/s"),
-    RunColumn("paired_ratio", "paired"),  # interleaved: speed over the group's first, by round
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
     RunColumn("ref_throughput", "paper"),
     RunColumn("ref_unit", "paper unit", fmt_text, numeric=False),
-    RunColumn("trust", "trust", lambda mark: "" if is_missing(mark) else fmt_text(mark)),
+    RunColumn("paired_ratio", "paired"),  # ratio to the group's first row, paired by round
+    RunColumn("trust", "trust", fmt_text, numeric=False),  # why a row is noisy ('' when not)
 )
 SETUP_COLUMNS = {"device": "device", "runtime": "runtime", "batch": "batch"}  # source -> name
 # Left out in this order while the table does not fit the width (the model column stays); the
 # paper's throughput goes with its unit (the guideline tables below show both).
 DROP_ORDER = (
-    ("ref_unit", "ref_throughput"), ("batch",), ("device",), ("params",), ("runtime",),
-    ("paired_ratio",), ("best_val_acc",), ("mult_adds",), ("throughput",),
+    ("ref_unit", "ref_throughput"), ("paired_ratio",), ("batch",), ("device",), ("params",),
+    ("runtime",), ("best_val_acc",), ("mult_adds",), ("throughput",),
 )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from bench.measure.stats import median_ci
 from bench.report.format import MISSING
 from bench.report.guideline_section import guideline_section
 from bench.report.plots import figures_section
+from bench.report.profile_section import profile_section
 from bench.report.runtime_section import runtime_section
 from bench.report.sections import (
     comparison_section,
@@ -100,6 +101,7 @@ def build_report(runs: list[Run], fig_dir: Path) -> str:
         guideline_section(rows, fig_dir),
         fit_section(rows),
         runtime_section(rows, fig_dir),
+        profile_section(rows, fig_dir),
         figures_section(rows, runs, fig_dir),
         comparison_section(runs),
         problems_section(rows),

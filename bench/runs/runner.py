@@ -13,7 +13,6 @@ it stays on disk. The measurement function is injectable so tests can use tiny f
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,13 +29,12 @@ from bench.core.io import DiskFullError, remove_temp_files, write_json, write_ya
 from bench.core.options import parse_dtype, pin_cpus
 from bench.measure.contention import CONTENTION_LIMIT, ContentionProbe
 from bench.measure.counting import count
-from bench.measure.env import collect_env, git_commit
+from bench.measure.env import collect_env
 from bench.measure.interleaved import measure_interleaved
+from bench.measure.profile import PROFILED_RUNTIMES, profile_model
 from bench.measure.timing import measure_latency
 from bench.runs.folder import (
-    check_format_version,
     incomplete_cases,
-    latest_run,
     read_epochs,
     read_json,
     read_rows,
@@ -47,8 +45,8 @@ from bench.runs.folder import (
     write_samples,
 )
 from bench.runs.isolate import run_isolated
+from bench.runs.locations import default_run_dir, resume_dir
 from bench.runs.lock import run_folder_lock
-from bench.runs.plans import QUICK_BUDGET_S, CasePlan, case_budget, case_plan
 from bench.runs.schema import (
     ENV_JSON,
     FINISHED,
@@ -57,6 +55,7 @@ from bench.runs.schema import (
     count_row,
     env_row,
     latency_row,
+    profile_row,
 )
 from bench.runs.shards import resolve_shard
 from bench.runs.suite import (
@@ -72,7 +71,7 @@ from bench.train.loop import finetune
 from bench.train.options import parse_train_options
 from bench.train.state import discard_train_state
 
-RESULTS_DIR = Path("results")
+QUICK_BUDGET_S = 0.3
 
 
 class RunObserver(Protocol):
@@ -110,6 +109,34 @@ Measure = Callable[[Case, RunContext], Measurement]
 MeasureGroup = Callable[[list[Case], RunContext], list[Measurement]]
 
 
+def case_budget(case: Case, quick: bool) -> float:
+    """The case's latency budget in seconds (shrunk to QUICK_BUDGET_S by --quick)."""
+    return min(case.budget_s, QUICK_BUDGET_S) if quick else case.budget_s
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """What a pending case is expected to take: its budgets in seconds, before it runs.
+
+    `budget_s` is the latency budget plus a fine-tune's time budget (None: a fine-tune without
+    one, whose length is not known beforehand); `skipped` cases run nothing.
+    """
+
+    budget_s: float | None
+    skipped: bool = False
+
+
+def case_plan(case: Case, quick: bool, cuda: bool) -> CasePlan:
+    """The plan of one case (`cuda`: whether this machine has CUDA)."""
+    if case.device == "cuda" and not cuda:
+        return CasePlan(0.0, skipped=True)
+    latency = case_budget(case, quick) if "latency" in case.metrics else 0.0
+    if case.kind != "finetune":
+        return CasePlan(latency)
+    train = dict(case.train).get("time_budget_s")
+    return CasePlan(None if train is None else latency + float(train))
+
+
 def count_columns(case: Case) -> dict[str, Any]:
     """params, mult_adds, flops, mac_elements, mac_bytes per image (batch 1) via counting."""
     result = count(case.model, input_shape=case.input, batch=1, dtype=parse_dtype(case.dtype))
@@ -136,6 +163,18 @@ def timing_settings(case: Case) -> dict[str, Any]:
     }
 
 
+def profile_columns(case: Case, quick: bool) -> dict[str, Any]:
+    """Category time shares beside mult-adds and MAC shares (`metrics: [..., profile]`)."""
+    if case.runtime not in PROFILED_RUNTIMES or case.mode != "infer":
+        return {"profile_note": f"not profiled per op: runtime {case.runtime}, mode {case.mode}"}
+    result = profile_model(
+        case.model, input_shape=case.input, batch=case.batch, device=case.device,
+        threads=case.threads, dtype=parse_dtype(case.dtype), runtime=case.runtime,
+        iterations=3 if quick else 20, latency_budget_s=min(case_budget(case, quick), 2.0),
+    )  # fmt: skip
+    return profile_row(result)
+
+
 def measure_case(case: Case, ctx: RunContext) -> Measurement:
     """The real measurement: counts and latency, or a fine-tune plus both."""
     row: dict[str, Any] = {}
@@ -148,6 +187,8 @@ def measure_case(case: Case, ctx: RunContext) -> Measurement:
     if "latency" in case.metrics:
         timing, samples = latency_columns(case, ctx.quick)
         row.update(timing)
+    if "profile" in case.metrics:
+        row.update(profile_columns(case, ctx.quick))
     return Measurement(row, samples, epochs)
 
 
@@ -160,6 +201,8 @@ def measure_group(cases: list[Case], ctx: RunContext) -> list[Measurement]:
     for case, result in zip(cases, results, strict=True):
         row = count_columns(case) if "count" in case.metrics else {}
         row.update(latency_row(result))
+        if "profile" in case.metrics:
+            row.update(profile_columns(case, ctx.quick))
         measured.append(Measurement(row, list(result.samples_ms), [], result.sample_rounds))
     return measured
 
@@ -287,38 +330,6 @@ class RunState:
         self.incomplete.pop(cid, None)
 
 
-def default_run_dir(suite: str, shard: tuple[int, int] | None, root: Path = RESULTS_DIR) -> Path:
-    """results/<suite>/<UTC timestamp>-<commit8>[-shardKofN], made unique if taken."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    name = f"{stamp}-{git_commit()[:8]}" + (f"-shard{shard[0]}of{shard[1]}" if shard else "")
-    path, n = root / suite / name, 2
-    while path.exists():
-        path, n = root / suite / f"{name}-{n}", n + 1
-    return path
-
-
-def latest_run_dir(suite: str, root: Path = RESULTS_DIR) -> Path:
-    """The newest run folder of a suite under results/ (BenchError if there is none)."""
-    if not any((p / ENV_JSON).is_file() for p in (root / suite).glob("*")):
-        raise BenchError(f"--resume latest: no run of suite {suite!r} under {root / suite}")
-    return latest_run(root / suite)
-
-
-def resume_dir(suite: Suite, resume: str | Path) -> Path:
-    """The run folder to resume ('latest' or a path), checked to be a run of this suite."""
-    run_dir = latest_run_dir(suite.name) if str(resume) == "latest" else Path(resume)
-    env = read_json(run_dir / ENV_JSON)
-    if not env:
-        raise BenchError(f"--resume {str(run_dir)!r}: not a run folder (no {ENV_JSON})")
-    check_format_version(run_dir / ENV_JSON, env)
-    if env.get("suite") != suite.name:
-        raise BenchError(
-            f"--resume {str(run_dir)!r}: that is a run of suite {env.get('suite')!r}, "
-            f"not {suite.name!r}"
-        )
-    return run_dir
-
-
 def start_run(
     run_dir: Path, suite: Suite, cases: list[Case], calibrate: bool, meta: dict[str, Any]
 ) -> dict:
@@ -426,8 +437,8 @@ def measure_pending(
     pending = [u for u in units if any(c.case_id not in finished for c in u)]
     if observer is not None:
         cuda = torch.cuda.is_available()
-        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for unit in pending for c in unit}
-        observer.started(ctx.run_dir, len(plans), len(cases), plans)
+        plans = {c.case_id: case_plan(c, ctx.quick, cuda) for u in pending for c in u}
+        observer.started(ctx.run_dir, sum(len(u) for u in pending), len(cases), plans)
     for unit in pending:
         base = env_row(env)
         try:

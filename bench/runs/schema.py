@@ -5,6 +5,7 @@ Every other module names a run file or a result column through this one.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -12,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bench.core.values import is_missing
+from bench.measure.categories import CATEGORIES
 
 if TYPE_CHECKING:  # only for annotations: reading a run folder needs no torch
     from bench.measure.counting import CountResult
+    from bench.measure.profile import ProfileResult
     from bench.measure.timing import LatencyResult
 
 RESULTS_FORMAT_VERSION = 1
@@ -53,6 +56,16 @@ INT_COLUMNS = (
 FINISHED = ("ok", "skipped")
 LATENCY_STATS = ("median", "mean", "p10", "p90", "p99", "iqr")
 
+
+# `metrics: [..., profile]`: each category's shares, the profiled total and the top layers (JSON)
+PROFILE_SHARES = ("time_share", "mult_adds_share", "mac_share")
+PROFILE_COLUMNS = [
+    *(f"{share}_{category}" for share in PROFILE_SHARES for category in CATEGORIES),
+    "profile_total_ms", "profile_latency_ms", "profile_top_layers",
+]  # fmt: skip
+PROFILE_TOP_LAYERS = 10
+TOP_LAYER_FIELDS = ("module", "op", "category", "conv_kind", "time_ms", "time_share",
+                    "mult_adds", "mult_adds_share", "mac_bytes")  # fmt: skip
 
 DEFAULT_RUNTIME = "eager"  # what rows written before the runtime column were measured in
 
@@ -109,6 +122,22 @@ def latency_row(result: LatencyResult) -> dict[str, Any]:
         rel_halfwidth=None if math.isinf(result.rel_halfwidth) else result.rel_halfwidth,
     )
     row.update({key: getattr(result, key) for key in PAIRED_COLUMNS})
+    return row
+
+
+def profile_row(result: ProfileResult) -> dict[str, Any]:
+    """The profile columns of a row: category shares, totals, the top layers by time as JSON."""
+    row: dict[str, Any] = {
+        f"{share}_{category}": result.categories[category][share]
+        for share in PROFILE_SHARES
+        for category in CATEGORIES
+    }
+    top = result.layers.sort_values("time_ms", ascending=False).head(PROFILE_TOP_LAYERS)
+    row.update(
+        profile_total_ms=result.total_profiled_ms,
+        profile_latency_ms=result.latency_median_ms,
+        profile_top_layers=json.dumps(top[list(TOP_LAYER_FIELDS)].to_dict(orient="records")),
+    )
     return row
 
 

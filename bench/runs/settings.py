@@ -12,7 +12,7 @@ from bench.core.errors import BenchError
 from bench.core.options import auto_device, parse_input_shape
 from bench.runs.yamlfile import KeyPath, Locator, check_keys, type_name
 
-SUITE_METRICS = ("count", "latency")
+SUITE_METRICS = ("count", "latency", "profile")
 DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "batch": 1,

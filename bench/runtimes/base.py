@@ -29,6 +29,18 @@ class Target:
     threads: int
     mode: str = "infer"
     channels_last: bool = False
+    profile: bool = False  # a runtime with its own per-node profiler turns it on (bench profile)
+
+
+@dataclass(frozen=True)
+class NodeTiming:
+    """One node of a runtime's executed graph in one profiled step: its time and what it is."""
+
+    name: str
+    op_type: str
+    time_us: float
+    executed: bool = True  # False: fused into another node or optimised out
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -37,12 +49,15 @@ class Session:
 
     `details` holds plain facts for the result (the artefact's path, whether it was cached);
     `keep` holds objects the runtime needs alive while `step` runs (bound buffers, sessions).
+    With `Target.profile`, `node_times()` returns each profiled step's nodes (runtimes with a
+    per-node profiler of their own; the timing engine never asks).
     """
 
     step: Callable[[], object]
     output: Callable[[], torch.Tensor]
     details: dict[str, Any] = field(default_factory=dict)
     keep: list[object] = field(default_factory=list)
+    node_times: Callable[[], list[list[NodeTiming]]] = list  # per profiled step, when profiling
 
 
 class Runtime(ABC):

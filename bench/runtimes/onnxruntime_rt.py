@@ -7,6 +7,9 @@ buffers bound with IOBinding, so the timed call copies nothing.
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,7 +18,7 @@ import torch
 from torch import nn
 
 from bench.core.errors import BenchError, first_line
-from bench.runtimes.base import Runtime, Session, Target
+from bench.runtimes.base import NodeTiming, Runtime, Session, Target
 from bench.runtimes.onnx_export import onnx_file
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -29,6 +32,46 @@ def session_options(threads: int) -> ort.SessionOptions:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
     return options
+
+
+def profiling_options(options: ort.SessionOptions) -> ort.SessionOptions:
+    """Turn on ONNX Runtime's per-node profiler, its JSON file in the temporary folder."""
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "bench-ort-profile")
+    return options
+
+
+def _node_timing(event: dict[str, Any]) -> NodeTiming:
+    """A node's kernel-time event as a NodeTiming (shapes kept in detail)."""
+    args = event.get("args", {})
+    return NodeTiming(
+        name=event["name"].removesuffix("_kernel_time"),
+        op_type=str(args.get("op_name", "")),
+        time_us=float(event["dur"]),
+        detail={k: args[k] for k in ("input_type_shape", "output_type_shape") if k in args},
+    )
+
+
+def split_runs(events: list[dict[str, Any]]) -> list[list[NodeTiming]]:
+    """Each `model_run` of a profile's events with the node kernels that ran inside it."""
+    runs = sorted(
+        (e["ts"], e["ts"] + e["dur"])
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run"
+    )
+    kernels = [
+        e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")
+    ]
+    return [[_node_timing(e) for e in kernels if start <= e["ts"] <= end] for start, end in runs]
+
+
+def profiled_runs(sess: ort.InferenceSession) -> list[list[NodeTiming]]:
+    """End the session's profiling; its runs' nodes (the JSON file is removed after reading)."""
+    path = Path(sess.end_profiling())
+    try:
+        return split_runs(json.loads(path.read_text(encoding="utf-8")))
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def bound_session(sess: ort.InferenceSession, x: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -61,9 +104,10 @@ class OnnxRuntime(Runtime):
         path, cached = onnx_file(model, inputs, target)
         x = np.ascontiguousarray(inputs.detach().cpu().numpy())
         try:
-            sess = ort.InferenceSession(
-                str(path), session_options(target.threads), providers=[PROVIDERS[target.device]]
-            )
+            options = session_options(target.threads)
+            if target.profile:
+                options = profiling_options(options)
+            sess = ort.InferenceSession(str(path), options, providers=[PROVIDERS[target.device]])
             binding, out = bound_session(sess, x)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BenchError(f"onnxruntime cannot run the model: {first_line(exc)}") from None
@@ -73,4 +117,6 @@ class OnnxRuntime(Runtime):
         )
         session.details.update(artefact=str(path), cached=cached)
         session.keep += [x, sess, binding, out]
+        if target.profile:
+            session.node_times = lambda: profiled_runs(sess)
         return session

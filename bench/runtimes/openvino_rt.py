@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bench.core.errors import BenchError, first_line
-from bench.runtimes.base import Runtime, Session, Target
+from bench.runtimes.base import NodeTiming, Runtime, Session, Target
 from bench.runtimes.onnx_export import onnx_file
 
 PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16", torch.float16: "f16"}
@@ -32,6 +32,33 @@ def compile_options(target: Target) -> dict[str, object]:
     }
 
 
+def node_timings(request: ov.InferRequest) -> list[NodeTiming]:
+    """The last inference's per-node performance counters as NodeTimings, in execution order."""
+    return [
+        NodeTiming(
+            name=info.node_name,
+            op_type=info.node_type,
+            time_us=info.real_time.total_seconds() * 1e6,
+            executed=str(info.status).endswith("EXECUTED"),
+            detail={"exec_type": info.exec_type},
+        )
+        for info in request.profiling_info
+    ]
+
+
+def profiled_session(request: ov.InferRequest, session: Session) -> Session:
+    """The session with a step that keeps each inference's performance counters."""
+    steps: list[list[NodeTiming]] = []
+
+    def step() -> None:
+        request.infer()
+        steps.append(node_timings(request))
+
+    session.step = step
+    session.node_times = lambda: list(steps)
+    return session
+
+
 class OpenVinoRuntime(Runtime):
     """openvino.Core().compile_model on the ONNX file, device CPU."""
 
@@ -43,7 +70,8 @@ class OpenVinoRuntime(Runtime):
         path, cached = onnx_file(model, inputs, target)
         x = np.ascontiguousarray(inputs.detach().cpu().numpy())
         try:
-            compiled = ov.Core().compile_model(str(path), "CPU", compile_options(target))
+            options = compile_options(target) | ({"PERF_COUNT": True} if target.profile else {})
+            compiled = ov.Core().compile_model(str(path), "CPU", options)
             request = compiled.create_infer_request()
             request.set_input_tensor(ov.Tensor(x, shared_memory=True))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
@@ -55,4 +83,4 @@ class OpenVinoRuntime(Runtime):
         precision = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         session.details.update(artefact=str(path), cached=cached, precision=precision)
         session.keep += [x, compiled, request]
-        return session
+        return profiled_session(request, session) if target.profile else session
