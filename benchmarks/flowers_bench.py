@@ -1,8 +1,12 @@
 """Time-to-accuracy of the flower fine-tunes, outside the suite runner (per-epoch log to stderr).
 
-    uv run python benchmarks/flowers_bench.py          # suites/flowers.yaml, all models
+    uv run python benchmarks/flowers_bench.py          # suites/flowers.yaml (data: flowers)
     uv run python benchmarks/flowers_bench.py --models shufflenet_v2_x1_0 --set threads=1
     uv run python benchmarks/flowers_bench.py --suite suites/flowers-quick.yaml
+    uv run python benchmarks/flowers_bench.py --data ../shared/data/flowers-128.tar  # here
+
+`data: flowers` is found as `bench run` finds it (`--data`, then BENCH_DATA, then the cache that
+`bench data flowers` fills).
 
 Each model's summary row and epoch list go to OUT/<model>.json; a table is printed at the end.
 """

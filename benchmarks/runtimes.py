@@ -10,6 +10,7 @@ openvino / compile at least 2x faster than eager.
     uv run python benchmarks/runtimes.py                                  # the target network
     uv run python benchmarks/runtimes.py --models resnet50 shufflenet_v1_g3_x1_0 --rounds 15
     uv run python benchmarks/runtimes.py --quick                          # 3 rounds, no compilers
+    uv run python benchmarks/runtimes.py --models resnet18 resnet50 --runtimes eager tensorflow
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from bench.runtimes import get_runtime
 from bench.runtimes.base import Session, Target, output_tensor
 
 ALL_RUNTIMES = ["eager", "compile", "aoti", "onnxruntime", "openvino"]
+# on request only: another framework (the Keras twins of the ResNets), see benchmarks/tf_threads.py
+CHOICES = [*ALL_RUNTIMES, "tensorflow"]
 BURST_S = 0.25
 
 
@@ -117,7 +120,7 @@ def main() -> None:
     """Parse options, measure every network, print one table each and the target's verdict."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["shufflenet_v2_x1_0"])
-    parser.add_argument("--runtimes", nargs="+", default=ALL_RUNTIMES, choices=ALL_RUNTIMES)
+    parser.add_argument("--runtimes", nargs="+", default=ALL_RUNTIMES, choices=CHOICES)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)

@@ -85,7 +85,10 @@ def model_entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     close = difflib.get_close_matches(name[:100], list(_REGISTRY), n=5, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else ""
-    raise ValueError(f"unknown model {shown(name)}{hint} (see `bench list models`)")
+    raise ValueError(
+        f"unknown model {shown(name)}{hint} (see `bench list models`; other networks: "
+        "torchvision:<name>, timm:<name>, path/file.py:Class, package.module:factory)"
+    )
 
 
 def check_value(key: str, value: SpecValue, spec: str) -> SpecValue:

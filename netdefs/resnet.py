@@ -186,6 +186,26 @@ def parse_layers(layers: str | int | Sequence[int]) -> tuple[int, int, int, int]
     return counts  # type: ignore[return-value]
 
 
+def resnet_layout(
+    layers: str | Sequence[int], block: str, groups: int, width_per_group: int
+) -> tuple[tuple[int, int, int, int], str, int, int]:
+    """The family's checked layout (block counts, block name, groups, width per group).
+
+    One check for every twin of the family (the PyTorch modules here, the Keras ones in
+    `netdefs.keras_resnet`); ValueError naming the field and the allowed values.
+    """
+    counts = parse_layers(layers)
+    block = one_of("block", block, BLOCKS)
+    groups = positive_int("groups", groups)
+    width_per_group = positive_int("width_per_group", width_per_group)
+    if block == "basic" and (groups, width_per_group) != (1, 64):
+        raise ValueError(
+            f"invalid groups={groups}, width_per_group={width_per_group} for block=basic; "
+            "allowed: groups=1, width_per_group=64 (or block=bottleneck)"
+        )
+    return counts, block, groups, width_per_group
+
+
 @register_model("resnet")
 def resnet(
     layers: str | Sequence[int] = "2-2-2-2",
@@ -197,18 +217,10 @@ def resnet(
     zero_init_residual: bool = False,
 ) -> ResNet:
     """The ResNet/ResNeXt family: `resnet:layers=3-4-6-3,block=bottleneck,groups=32,...`."""
-    counts = parse_layers(layers)
-    block_cls = BLOCKS[one_of("block", block, BLOCKS)]
-    groups = positive_int("groups", groups)
-    width_per_group = positive_int("width_per_group", width_per_group)
-    if block_cls is BasicBlock and (groups, width_per_group) != (1, 64):
-        raise ValueError(
-            f"invalid groups={groups}, width_per_group={width_per_group} for block=basic; "
-            "allowed: groups=1, width_per_group=64 (or block=bottleneck)"
-        )
+    counts, block, groups, width_per_group = resnet_layout(layers, block, groups, width_per_group)
     num_classes, include_top = head_options(num_classes, include_top)
     return ResNet(
-        block_cls,
+        BLOCKS[block],
         counts,
         num_classes=num_classes,
         include_top=include_top,

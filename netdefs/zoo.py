@@ -32,12 +32,14 @@ PUBLISHED_KEYWORDS: dict[str, dict[str, Any]] = {
     "googlenet": {"transform_input": True, "aux_logits": False, "init_weights": False},
     "inception_v3": {"transform_input": True, "aux_logits": True, "init_weights": False},
 }
-# Builder keywords the weights' builder takes from the weights' metadata, by name prefix.
+PUBLISHED_KEYWORDS.update({f"quantized_{k}": v for k, v in list(PUBLISHED_KEYWORDS.items())})
+# Builder keywords the weights' builder sets for every model of a name prefix (from the
+# weights' metadata where it reads them there).
 META_KEYWORDS: tuple[tuple[str, str, Callable[[dict], Any]], ...] = (
     ("vit_", "image_size", lambda meta: meta["min_size"][0]),
     ("maxvit_", "input_size", lambda meta: tuple(meta["min_size"])),
-    ("mvit_", "spatial_size", lambda meta: tuple(meta["min_size"])),
-    ("mvit_", "temporal_size", lambda meta: meta["min_temporal_size"]),
+    ("fcn_", "aux_loss", lambda meta: True),  # the published weights carry the auxiliary head
+    ("deeplabv3_", "aux_loss", lambda meta: True),
 )
 BACKBONE_FAMILIES = ("detection", "segmentation")
 
@@ -107,15 +109,14 @@ def native_torchvision_shape(weights: Any, keywords: dict[str, Any]) -> tuple[in
     options = getattr(transform, "keywords", None) or {}
     if "image_size" in keywords:
         size: Any = keywords["image_size"]
-    elif "input_size" in keywords or "spatial_size" in keywords:
-        size = keywords.get("input_size", keywords.get("spatial_size"))
+    elif "input_size" in keywords:
+        size = keywords["input_size"]
     else:
         size = options.get("crop_size", options.get("resize_size", 224))
     height, width = (size, size) if isinstance(size, int) else (size[0], size[-1])
     preset = getattr(transform, "func", transform)
     if getattr(preset, "__name__", "") == "VideoClassification":
-        frames = keywords.get("temporal_size", VIDEO_FRAMES)
-        return (3, int(frames), int(height), int(width))
+        return (3, VIDEO_FRAMES, int(height), int(width))
     return (3, int(height), int(width))
 
 

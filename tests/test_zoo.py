@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
+from bench.cli.app import app
 from bench.core.errors import BenchError
 from bench.core.models import build_model
 from bench.measure.counting import count
 from bench.measure.rules import FUSED_ATTENTION_OPS, MULT_ADD_HANDLERS
+from bench.runs.suite import load_suite, resolve_suite_path
 from netdefs import get_model, list_models, parse_spec
 from netdefs.zoo import published_weights, torchvision_classification_names
 
@@ -77,7 +81,8 @@ def test_googlenet_and_inception_take_the_published_configuration() -> None:
 
 
 def test_published_counts_of_models_that_were_wrong_before() -> None:
-    for name in ("googlenet", "regnet_x_400mf", "vit_b_16", "swin_t", "efficientnet_b1"):
+    others = ("fcn_resnet50", "lraspp_mobilenet_v3_large", "r3d_18", "quantized_googlenet")
+    for name in ("googlenet", "regnet_x_400mf", "vit_b_16", "swin_t", "efficientnet_b1", *others):
         meta, result = published(name), count(f"torchvision:{name}")
         assert result.params == meta["num_params"], name
         assert matches_published(result.mult_adds, meta["_ops"]), name
@@ -203,3 +208,57 @@ def test_zoo_specs_parse_with_options() -> None:
     model = build_model("timm:vit_tiny_patch16_224:img_size=160", meta=True)
     assert model.input_shape == (3, 160, 160)
     assert model.spec == "timm:vit_tiny_patch16_224:img_size=160"
+
+
+@pytest.mark.slow
+def test_zoo_suite_holds_every_torchvision_classification_model_and_timm() -> None:
+    suite = load_suite(resolve_suite_path("zoo"))
+    models = [case.model for case in suite.cases]
+    torchvision = {m.removeprefix("torchvision:") for m in models if m.startswith("torchvision:")}
+    assert torchvision == set(torchvision_classification_names())
+    assert sum(m.startswith("timm:") for m in models) >= 20
+    for case in suite.cases:
+        assert set(case.metrics) == {"count", "latency"} and case.batch == 1
+        if case.model == "torchvision:efficientnet_b7":
+            assert case.input == (3, 600, 600) and dict(case.ref)["params"] == 66_347_960
+
+
+@pytest.mark.parametrize(
+    ("args", "parts"),
+    [
+        (["count", "torchvision:vit_b_16", "--input", "3x160x160"], ["cannot count input"]),
+        (["time", "torchvision:vit_b_16", "--input", "3x160x160"], ["cannot run", "160"]),
+        (["count", "torchvision:fcn_resnet50:weights_backbone=DEFAULT"], ["not downloaded"]),
+        (["count", "torchvision:resnet18:weights=DEFAULT"], ["not downloaded"]),
+        (["count", "torchvision:resnet18:depth=3"], ["unexpected keyword", "depth"]),
+        (["count", "timm:resnet18:pretrained=true"], ["pretrained=false only"]),
+        (["count", "timm:no_such_net_13"], ["unknown timm model"]),
+        (["list", "models", "--source", "keras"], ["--source", "keras", "timm"]),
+    ],
+)
+def test_zoo_errors_are_one_line_exit_2(args: list[str], parts: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.stderr.split())
+    assert text.startswith("error:") and text.count("error:") == 1 and "Traceback" not in text
+    for part in parts:
+        assert part in text, text
+
+
+def test_regnet_and_detection_count_from_the_cli() -> None:
+    regnet = CliRunner().invoke(app, ["count", "torchvision:regnet_y_400mf", "--json"])
+    assert regnet.exit_code == 0, regnet.output
+    assert json.loads(regnet.stdout)["params"] == published("regnet_y_400mf")["num_params"]
+    model = build_model("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn", meta=True)
+    # built without downloading backbone weights; the published 19,386,354 params freeze the
+    # backbone's batch norms (buffers, not params), which only a trained backbone gets
+    assert sum(p.numel() for p in model.parameters()) == 19_410_754
+
+
+def test_list_models_shows_family_input_and_params() -> None:
+    args = ["list", "models", "--source", "torchvision", "--pattern", "vit_h*"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "vit_h_14" in line)
+    assert "vision_transformer" in row and "3x518x518" in row and "633 M" in row
+    assert "timm:<name>" in " ".join(result.stderr.split())

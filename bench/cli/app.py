@@ -24,7 +24,7 @@ from typer._click import core as click_core
 from typer._click import exceptions as click_errors
 from typer.core import TyperGroup, TyperOption
 
-from bench.cli import count, gate, profile, report, runs, timing, training
+from bench.cli import count, gate, profile, report, runs, show, timing, training
 from bench.cli.common import print_error, print_warning
 from bench.cli.imports import IMPORT_FLAG, IMPORT_HELP, take_imports
 from bench.core.errors import BenchError, clipped, first_line, one_line, unpickling_detail
@@ -208,7 +208,7 @@ def global_options(
         os.environ[DEBUG_VARIABLE] = "1"
 
 
-for area in (count, timing, profile, runs, training, gate, report):
+for area in (count, timing, profile, runs, show, training, gate, report):
     area.register(app)
 
 

@@ -50,7 +50,13 @@ SuiteArgument = Annotated[str, typer.Argument(help="Suite YAML file, or a shippe
 DeviceOverride = Annotated[
     Device | None, typer.Option("--device", help="Override the suite's default device.")
 ]
-SpecArgument = Annotated[str, typer.Argument(help="Model spec, e.g. resnet50 or g1:c1=128,c2=128.")]
+SpecArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Model spec: resnet50, g1:c1=128,c2=128, torchvision:vit_b_16, timm:convnext_nano, "
+        "models/net.py:Net:width=2 or mypkg.models:make_net (importing a file runs its code)."
+    ),
+]
 CpusOption = Annotated[
     str | None,
     typer.Option(

@@ -124,9 +124,9 @@ def baseline_update(
     suite: SuiteArgument, out: BaselineOutOption = None, device: DeviceOverride = None
 ) -> None:
     """Run the suite and store its run folder (csv, samples, env, suite) as the baseline."""
+    from bench.core.paths import resolve_suite_path
     from bench.runs.baselines import baseline_dir, copy_baseline
     from bench.runs.runner import run_suite
-    from bench.runs.suite import resolve_suite_path
 
     path = resolve_suite_path(suite)
     if not path.is_file():

@@ -1,8 +1,9 @@
 """Arguments checked before the heavy modules load, so a mistake is answered at once.
 
 A bad spec, option or `--input` is rejected after importing torch and netdefs only: the spec is
-built on the meta device (no memory, weight initialisation skipped), the shape parsed as text.
-Counting (pandas), timing and the runners load afterwards, for arguments that are valid.
+built on the meta device (`build_model(meta=True)`: no memory, weight initialisation skipped),
+the shape parsed as text. Counting (pandas), timing and the runners load afterwards, for
+arguments that are valid.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`bench run`, `bench list`, `bench show`, `bench merge`: thin commands over the runner."""
+"""`bench run`, `bench list`, `bench merge`: thin commands over the runner."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def run_command(
 ) -> None:
     """Run a suite: one row per case in a run folder; prints a summary at the end."""
     from bench.analysis.noise import noisy_rows, trust_sentence
-    from bench.runs.suite import resolve_suite_path
+    from bench.core.paths import resolve_suite_path
 
     resolve_suite_path(suite)  # a wrong name is answered before the runner loads
     from bench.runs.folder import load_run
@@ -294,16 +294,6 @@ def suites_table() -> Table:
     return table
 
 
-def show_command(
-    run: Annotated[Path, typer.Argument(help="A run folder.")],
-) -> None:
-    """Show a run folder as a table (plus the guideline comparison where it applies)."""
-    from bench.runs.folder import load_run
-
-    loaded = load_run(run)
-    print_run(loaded.rows, f"{loaded.env.get('suite')}: {run}")
-
-
 def merge_command(
     runs: Annotated[list[Path], typer.Argument(help="Run folders to join (e.g. shards).")],
     out: Annotated[Path, typer.Option("--out", help="The merged run folder (new).")],
@@ -316,8 +306,7 @@ def merge_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run`, `list`, `show` and `merge` to the app."""
+    """Add `run`, `list` and `merge` to the app (`show` is in bench.cli.show)."""
     app.command("run")(run_command)
     app.command("list")(list_command)
-    app.command("show")(show_command)
     app.command("merge")(merge_command)

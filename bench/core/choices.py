@@ -14,7 +14,9 @@ Mode = StrEnum("Mode", ["infer", "train"])
 # Floating-point types a model is timed and counted in.
 Dtype = StrEnum("Dtype", ["float32", "bfloat16", "float16"])
 # Where a network is executed: eager PyTorch or a deployment runtime (bench/runtimes/).
-RuntimeName = StrEnum("RuntimeName", ["eager", "compile", "aoti", "onnxruntime", "openvino"])
+RuntimeName = StrEnum(
+    "RuntimeName", ["eager", "compile", "aoti", "onnxruntime", "openvino", "tensorflow"]
+)
 # The latency statistic `bench compare` judges.
 LatencyStat = StrEnum(
     "LatencyStat",

@@ -24,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from bench.core.errors import BenchError, first_line
 from bench.core.models import build_model, settle_input_shape
 from bench.core.options import check_batch, dtype_name, format_input_shape, parse_dtype
+from bench.measure.meta_shapes import empty_meta_like
 from bench.measure.rules import (
     FAST_META,
     MultAddHandler,
@@ -135,7 +136,9 @@ class CountingMode(TorchDispatchMode):
         """Run the op, through a fast shape rule when it has one and all tensors are meta."""
         fast = FAST_META.get(packet)
         if fast is not None and all(t.is_meta for t in tensors_in(args)):
-            return fast(args, kwargs)
+            out = fast(args, kwargs)
+            if out is not NotImplemented:  # a rule declines what it does not cover
+                return out
         return func(*args, **kwargs)
 
 
@@ -217,7 +220,7 @@ def meta_state(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     state = dict(model.named_parameters())  # tied weights once: functional_call re-ties them
     state.update(model.named_buffers())
     return {
-        name: torch.empty_like(t, device="meta", dtype=dtype if t.is_floating_point() else t.dtype)
+        name: empty_meta_like(t, dtype if t.is_floating_point() else t.dtype)
         for name, t in state.items()
     }
 
@@ -302,7 +305,7 @@ def count(
         name = getattr(model, "spec", type(model).__name__)
         raise BenchError(
             f"cannot count input {format_input_shape(shape)} of {name}: "
-            f"{type(exc).__name__}: {first_line(exc)}"
+            f"{type(exc).__name__}: {first_line(exc).split('. ')[0]}"
         ) from None
     result = totals_from_records(records, peak, sum(p.numel() for p in model.parameters()))
     result.input, result.batch, result.dtype = format_input_shape(shape), batch, dtype_name(dtype)

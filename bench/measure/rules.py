@@ -21,6 +21,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from bench.core.errors import BenchError
+from bench.measure.meta_shapes import META_SHAPE_RULES, empty_meta_like
 
 aten = torch.ops.aten
 
@@ -185,7 +186,8 @@ FIRST_OUTPUT_ONLY = frozenset(
 def _batch_norm_shapes(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...]:
     """Meta outputs of a batch norm: the normalised map and two empty saved statistics."""
     x = args[0]
-    return torch.empty_like(x), x.new_empty((0,)), x.new_empty((0,))
+    saved = torch.empty((0,), dtype=x.dtype, device=x.device)  # x.new_empty is a Python ref
+    return empty_meta_like(x), saved, saved.clone()
 
 
 # Shape rules for meta ops whose own meta kernel is a slow Python decomposition (batch norm's
@@ -193,6 +195,7 @@ def _batch_norm_shapes(args: tuple, kwargs: dict) -> tuple[torch.Tensor, ...]:
 FAST_META: dict[Any, Callable[[tuple, dict], Any]] = {
     aten.native_batch_norm: _batch_norm_shapes,
     aten._native_batch_norm_legit_no_training: _batch_norm_shapes,
+    **META_SHAPE_RULES,  # may decline (NotImplemented): then the op's own kernel runs
 }
 
 

@@ -31,6 +31,7 @@ from bench.core.options import (
     resolve_device,
 )
 from bench.measure.counting import activation_peak
+from bench.measure.isolated import measure_in_child, process_is_owned
 from bench.measure.parity import check_parity
 from bench.measure.sampling import (
     FAST_SAMPLE_S,
@@ -165,13 +166,17 @@ def measure_latency(
     """Time one model: prepare it in a runtime, then raw samples until the median is known.
 
     `runtime` is a runtime's name or an adapter of your own (a `bench.runtimes.base.Runtime`);
-    `compile=True` is the older spelling of `runtime="compile"`.
+    `compile=True` is the older spelling of `runtime="compile"`. A runtime that must own its
+    process (TensorFlow) is measured in a child process (`bench.measure.isolated`).
     """
+    arguments = dict(locals())  # every argument as given, for a measurement in a child process
     validate_request(batch, mode, budget_s, rel_precision)
     device = resolve_device(device)
     engine = (
         runtime if isinstance(runtime, Runtime) else get_runtime("compile" if compile else runtime)
     )
+    if engine.own_process and not process_is_owned():
+        return measure_in_child(measure_latency, arguments, (engine.name, threads))
     model, shape = model_and_shape(model_or_spec, input_shape)
     dtype_label = check_dtype_support(device, dtype, shape, channels_last)
     clock = clock or time.perf_counter
@@ -180,8 +185,22 @@ def measure_latency(
         target = Target(device, dtype, n_threads, str(mode), channels_last)
         engine.check(target)
         model, inputs = prepare(model, shape, batch, device, dtype, channels_last)
-        run = _run_timed(model, inputs, engine, target, rule, clock)
+        try:
+            run = _run_timed(model, inputs, engine, target, rule, clock)
+        except (AssertionError, TypeError, IndexError, RuntimeError) as exc:
+            raise forward_failure(exc, model, shape) from None
     return build_result(run, target, batch, dtype_label, rule.confidence)
+
+
+def forward_failure(exc: Exception, model: nn.Module, shape: tuple[int, ...]) -> Exception:
+    """A forward that refused its input as one BenchError line; allocation failures unchanged."""
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return exc
+    name = getattr(model, "spec", type(model).__name__)
+    return BenchError(
+        f"cannot run {name} at input {format_input_shape(shape)}: "
+        f"{type(exc).__name__}: {first_line(exc)}"
+    )
 
 
 def build_result(
@@ -291,7 +310,7 @@ def warm_session(
     time_once = _timer(repeat(session.step, k), target.device, clock)
     return WarmSession(
         session, time_once, k, len(warm), engine.name, prepare_s, first_s, parity,
-        partial(_peak_memory, model, inputs, target), clock() - start,
+        partial(_peak_memory, model, inputs, target, engine.torch_graph), clock() - start,
     )  # fmt: skip
 
 
@@ -367,11 +386,14 @@ def _timer(run: Callable[[], object], device: str, clock: Clock) -> TimeOnce:
     return cuda_timer(run) if device == "cuda" else cpu_timer(run, clock)
 
 
-def _peak_memory(model: nn.Module, inputs: torch.Tensor, target: Target) -> tuple[int | None, str]:
-    """CUDA: max allocated since warm-up; CPU inference: the counted activation peak; else none."""
+def _peak_memory(
+    model: nn.Module, inputs: torch.Tensor, target: Target, torch_graph: bool
+) -> tuple[int | None, str]:
+    """CUDA: max allocated since warm-up; CPU inference of PyTorch's graph: the counted
+    activation peak; else none."""
     if target.device == "cuda":
         return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
-    if target.mode != "infer":
+    if target.mode != "infer" or not torch_graph:
         return None, NO_PEAK_KIND
     try:
         return activation_peak(model, tuple(inputs.shape), target.dtype), CPU_PEAK_KIND

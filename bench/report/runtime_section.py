@@ -24,15 +24,21 @@ the first inference after the runtime loaded the model (first ms) and the export
 load before it (prepare s). Every runtime's output matched eager PyTorch's within tolerance
 (parity), else its row is an error listed at the end. The chart's whiskers combine both
 medians' 95% intervals (eager's low over the runtime's high, and the reverse)."""
+FRAMEWORKS_NOTE = """`tensorflow` is another framework, not a deployment of the PyTorch model: each
+ResNet's Keras twin (NHWC, PyTorch's padding, no conv biases, BN epsilon 1e-5) with the PyTorch
+weights ported tensor by tensor, in a traced `tf.function`, measured in a process of its own
+with intra-op threads = the case's threads and one inter-op thread. Its speed-up column is
+PyTorch's median over TensorFlow's: below 1x, TensorFlow is the slower of the two here."""
 
 
 def runtime_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Ok inference rows with a latency, when the runs hold more than one runtime."""
+    """Ok inference rows with a latency of the networks measured in more than one runtime."""
     if "runtime" not in rows or rows["runtime"].nunique() < 2:
         return rows.iloc[0:0]
     ok = rows[(rows["status"] == "ok") & rows["latency_ms_median"].notna()]
     if "mode" in ok:
         ok = ok[ok["mode"].fillna("infer") == "infer"]
+    ok = ok[ok.groupby("model")["runtime"].transform("nunique") > 1]  # eager-only: elsewhere
     return ok.assign(threads=ok["threads"].fillna(0))
 
 
@@ -103,6 +109,8 @@ def runtime_section(rows: pd.DataFrame, fig_dir: Path) -> list[str]:
     if frame.empty:
         return []
     lines = ["## Runtimes", "", RUNTIMES_INTRO, ""]
+    if "tensorflow" in set(frame["runtime"]):
+        lines += [FRAMEWORKS_NOTE, ""]
     for (device, batch, threads), group in frame.groupby(SETUP, sort=True):
         where = f"{device}, batch {int(batch)}" + (f", {int(threads)} thread(s)" if threads else "")
         lines += [f"### Runtimes on {where}", "", markdown_table(steady_table(group)), ""]

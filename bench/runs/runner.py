@@ -27,6 +27,7 @@ import torch
 from bench.core.errors import BenchError, one_line
 from bench.core.io import DiskFullError, remove_temp_files, write_json, write_yaml
 from bench.core.options import parse_dtype, pin_cpus
+from bench.core.paths import resolve_suite_path
 from bench.measure.contention import CONTENTION_LIMIT, ContentionProbe
 from bench.measure.counting import count
 from bench.measure.env import collect_env
@@ -62,7 +63,6 @@ from bench.runs.suite import (
     Case,
     Suite,
     load_suite,
-    resolve_suite_path,
     select_cases,
 )
 from bench.runs.units import ProbeFactory, measure_trusted, plan_units, shard_units

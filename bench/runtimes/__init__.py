@@ -1,7 +1,7 @@
 """Deployment runtimes: one adapter each behind `base.Runtime` (prepare, run one batch, describe).
 
-`get_runtime(name)` imports an adapter on first use: onnxruntime, openvino and the ONNX exporter
-take seconds to import, and a run that uses only eager PyTorch should not pay for them.
+`get_runtime(name)` imports an adapter on first use: onnxruntime, openvino, the ONNX exporter and
+TensorFlow take seconds to import, and a run that uses only eager PyTorch should not pay for them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ADAPTERS = {
     "aoti": "bench.runtimes.aoti:AotiRuntime",
     "onnxruntime": "bench.runtimes.onnxruntime_rt:OnnxRuntime",
     "openvino": "bench.runtimes.openvino_rt:OpenVinoRuntime",
+    "tensorflow": "bench.runtimes.tensorflow_rt:TensorFlowRuntime",
 }
 
 

@@ -67,6 +67,12 @@ class Runtime(ABC):
     modes: ClassVar[tuple[str, ...]] = ("infer",)
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
     packages: ClassVar[tuple[str, ...]] = ("torch",)
+    # True: the runtime fixes process-wide state (TensorFlow's thread pools), so the engine
+    # measures it in a child process of its own (`bench.measure.isolated`)
+    own_process: ClassVar[bool] = False
+    # True: the network runs as PyTorch's graph, so its counted activation peak (a forward on
+    # the meta device) describes what runs; False for another framework's twin of it
+    torch_graph: ClassVar[bool] = True
 
     def check(self, target: Target) -> None:
         """BenchError (one line) when this runtime cannot run in the target's mode or device."""
