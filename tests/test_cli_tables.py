@@ -164,3 +164,9 @@ def test_per_layer_numbers_stay_whole_at_80_columns() -> None:
     for cell in ("1.81 M", "590 KiB", "4.5%"):  # stage2.0's 1x1 conv: wrapped, it would split
         assert cell in text, cell
     assert "…" not in text  # module paths are folded, never cut
+
+
+def test_the_mac_column_puts_its_prefix_before_the_byte_unit() -> None:
+    frame = pd.DataFrame([ok_row("resnet18", 5.0, mac_bytes=104_000_000)])
+    text = render(tables.fitted_table(frame, "a", 160), 160)
+    assert "MAC MB" in text and "104" in text

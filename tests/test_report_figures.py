@@ -179,3 +179,10 @@ def test_log_ticks_read_as_prefixed_numbers() -> None:
     assert [ticks._num_to_string(v, 1.0, 10.0) for v in (2e8, 1e9, 30.0, 0.5)] == [
         "200 M", "1 G", "30", "0.5",
     ]  # fmt: skip
+
+
+def test_stacked_shares_leave_out_categories_that_never_appear(captured: list) -> None:
+    table = pd.DataFrame({"conv": [0.7, 0.6], "pool": [0.0, 0.0], "other": [0.3, 0.4]})
+    figures.stacked_shares(table, Path("s.png"), "shares")
+    texts = [t.get_text() for t in captured[0].axes[0].get_legend().get_texts()]
+    assert texts == ["conv", "other"]

@@ -40,13 +40,15 @@ class RunColumn:
     render: Callable[[Any], str] = fmt_number
     numeric: bool = True
     prefixed: bool = False  # a decimal prefix (k, M, G) chosen per table, named in the header
+    unit: str = ""  # what the prefix stands before ('B': 'MAC MB')
 
     def resolved(self, values: pd.Series) -> RunColumn:
         """This column with its prefix fixed for these values ('params M')."""
         if not self.prefixed:
             return self
         factor, prefix = si_prefix(values)
-        header = f"{self.header} {prefix}" if prefix else self.header
+        label = f"{prefix}{self.unit}"
+        header = f"{self.header} {label}" if label else self.header
         return RunColumn(self.source, header, scaled(factor), self.numeric)
 
 
@@ -57,21 +59,23 @@ RUN_COLUMNS = (
     RunColumn("batch", "b", fmt_int),
     RunColumn("params", "params", prefixed=True),
     RunColumn("mult_adds", "mult-adds", prefixed=True),
-    RunColumn("mac_bytes", "MAC B", prefixed=True),  # memory access cost in bytes
+    RunColumn("mac_bytes", "MAC", prefixed=True, unit="B"),  # memory access cost in bytes
     RunColumn("latency_ms_median", "median ms"),
     RunColumn("throughput", "images/s"),
-    RunColumn("paired_ratio", "paired"),  # interleaved: speed over the group's first, by round
     RunColumn("best_val_acc", "val acc %", fmt_accuracy),
     RunColumn("ref_throughput", "paper"),
     RunColumn("ref_unit", "paper unit", fmt_text, numeric=False),
-    RunColumn("trust", "trust", lambda mark: "" if is_missing(mark) else fmt_text(mark)),
+    RunColumn("paired_ratio", "paired"),  # ratio to the group's first row, paired by round
+    RunColumn(  # why a row is noisy ('' when not)
+        "trust", "trust", lambda mark: "" if is_missing(mark) else fmt_text(mark), numeric=False
+    ),
 )
 SETUP_COLUMNS = {"device": "device", "runtime": "runtime", "batch": "batch"}  # source -> name
 # Left out in this order while the table does not fit the width (the model column stays); the
 # paper's throughput goes with its unit (the guideline tables below show both).
 DROP_ORDER = (
-    ("ref_unit", "ref_throughput"), ("batch",), ("device",), ("params",), ("runtime",),
-    ("paired_ratio",), ("best_val_acc",), ("mac_bytes",), ("mult_adds",), ("throughput",),
+    ("ref_unit", "ref_throughput"), ("paired_ratio",), ("batch",), ("device",), ("params",),
+    ("runtime",), ("best_val_acc",), ("mac_bytes",), ("mult_adds",), ("throughput",),
 )  # fmt: skip
 
 

@@ -80,13 +80,13 @@ def _legend(ax: plt.Axes, **options: object) -> None:
     handles, labels = ax.get_legend_handles_labels()
     kept = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab and _drew(h)]
     if kept:
-        ax.legend(*zip(*kept, strict=True), fontsize=8, **options)
+        ax.legend(*zip(*kept, strict=True), **({"fontsize": 8} | options))
 
 
 def _drew(handle: object) -> bool:
-    """Whether a legend handle stands for finite data (an all-NaN series draws nothing)."""
+    """Whether a legend handle drew something (all-NaN or all-zero bars draw nothing)."""
     if hasattr(handle, "patches"):  # a bar container
-        return any(np.isfinite(p.get_height()) for p in handle.patches)
+        return any(np.isfinite(p.get_height()) and p.get_height() != 0 for p in handle.patches)
     if hasattr(handle, "get_offsets"):  # a scatter
         offsets = np.asarray(handle.get_offsets(), dtype=float)
         return offsets.size > 0 and bool(np.isfinite(offsets).all(axis=1).any())
@@ -227,5 +227,5 @@ def stacked_shares(table: pd.DataFrame, path: Path, title: str) -> Path:
         bottom += values
     ax.set_xticks(index, [str(i) for i in table.index], rotation=30, ha="right", fontsize=7)
     ax.set(ylabel="share (%)", title=title, ylim=(0, 100))
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend(ax, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
