@@ -100,7 +100,7 @@ def bottleneck_block(
     return relu(out, f"{name}.relu")
 
 
-BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+KERAS_BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
 
 
 def stem(x: KT) -> KT:
@@ -127,7 +127,7 @@ def keras_resnet(
         for index in range(blocks):
             stride = 2 if stage > 1 and index == 0 else 1
             name = f"layer{stage}.{index}"
-            x = BLOCKS[block](x, planes, stride, groups, width_per_group, name)
+            x = KERAS_BLOCKS[block](x, planes, stride, groups, width_per_group, name)
     x = kl.GlobalAveragePooling2D(name="avgpool")(x)
     if include_top:
         x = kl.Dense(num_classes, name="fc")(x)
