@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # most of TensorFlow's C++ l
 import keras  # noqa: E402
 from keras import layers as kl  # noqa: E402
 
-from netdefs.registry import parse_spec  # noqa: E402
+from netdefs.registry import TORCHVISION_PREFIX, parse_spec  # noqa: E402
 from netdefs.resnet import VARIANTS, resnet_layout  # noqa: E402
 from netdefs.validate import head_options, shown  # noqa: E402
 
@@ -106,7 +106,7 @@ def bottleneck_block(
     return relu(out, f"{name}.relu")
 
 
-BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
+KERAS_BLOCKS = {"basic": basic_block, "bottleneck": bottleneck_block}
 
 
 def stem(x: KT) -> KT:
@@ -133,7 +133,7 @@ def keras_resnet(
         for index in range(blocks):
             stride = 2 if stage > 1 and index == 0 else 1
             name = f"layer{stage}.{index}"
-            x = BLOCKS[block](x, planes, stride, groups, width_per_group, name)
+            x = KERAS_BLOCKS[block](x, planes, stride, groups, width_per_group, name)
     x = kl.GlobalAveragePooling2D(name="avgpool")(x)
     if include_top:
         x = kl.Dense(num_classes, name="fc")(x)
@@ -142,20 +142,23 @@ def keras_resnet(
 
 def twin_names() -> list[str]:
     """The networks that have a Keras twin: the ResNet/ResNeXt variants and the family spec."""
-    return [*VARIANTS, f"{FAMILY_SPEC}:<options>"]
+    return [*VARIANTS, f"{FAMILY_SPEC}:<options>", f"{TORCHVISION_PREFIX}<one of these>"]
 
 
 def keras_twin(spec: str) -> keras.Model:
     """The Keras twin of a ResNet spec (`resnet50`, `resnext50_32x4d:num_classes=5`, `resnet:...`).
 
+    torchvision's own ResNets (`torchvision:resnet50`) share our state dict and so the twin.
     ValueError naming the networks that have a twin for any other spec, and the allowed options
     for an unknown one.
     """
     name, options = parse_spec(spec)
-    if name not in VARIANTS and name != FAMILY_SPEC:
+    bare = name.removeprefix(TORCHVISION_PREFIX)
+    if bare not in VARIANTS and name != FAMILY_SPEC:
         raise ValueError(
             f"network {shown(name)} has no Keras twin; networks with one: {', '.join(twin_names())}"
         )
+    name = bare
     allowed = FAMILY_OPTIONS if name == FAMILY_SPEC else HEAD_OPTIONS
     if unknown := sorted(set(options) - set(allowed)):
         raise ValueError(

@@ -89,7 +89,8 @@ def differences(spec: str, size: int, calibrate: bool = False) -> tuple[float, f
 
 
 @pytest.mark.parametrize(
-    "spec", ["resnet18", TINY_GROUPED, "resnet:layers=1-2-1-1,include_top=false"]
+    "spec",
+    ["resnet18", TINY_GROUPED, "resnet:layers=1-2-1-1,include_top=false", "torchvision:resnet18"],
 )
 def test_twin_outputs_agree_with_ours(spec: str) -> None:
     assert differences(spec, 64)[0] <= 1e-4
@@ -146,6 +147,8 @@ def test_networks_without_a_twin_and_bad_options_are_named() -> None:
         keras_twin("shufflenet_v2_x1_0")
     with pytest.raises(ValueError, match="invalid option 'groups'.*allowed: num_classes"):
         keras_twin("resnet50:groups=2")
+    with pytest.raises(ValueError, match="'torchvision:mobilenet_v2' has no Keras twin"):
+        keras_twin("torchvision:mobilenet_v2")
     with pytest.raises(ValueError, match="block=basic"):
         keras_resnet("2-2-2-2", "basic", groups=2)
 
