@@ -206,6 +206,7 @@ def test_layers_carry_counted_cost_and_achieved_rates(known_profile) -> None:
     assert fc["module"] == "fc" and fc["mult_adds"] == 8 * 4 and fc["category"] == "linear"
     conv = layers[layers["module"] == "conv"].iloc[0]
     assert conv["mult_adds"] == 8 * 16 * 16 * 27 and conv["conv_kind"] == "dense"
+    assert conv["output_shape"] == "1x8x16x16"
     expected = 2 * conv["mult_adds"] / (conv["time_ms"] / 1000) / 1e9
     assert conv["gflops_per_s"] == pytest.approx(expected)
 

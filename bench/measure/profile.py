@@ -44,7 +44,8 @@ from bench.measure.timing import check_dtype_support, measure_latency
 from bench.measure.torch_profile import profile_forward
 
 LAYER_COLUMNS = [
-    "module", "op", "category", "conv_kind", "matched", "fused", "time_ms", "time_share",
+    "module", "op", "output_shape", "category", "conv_kind", "matched", "fused", "time_ms",
+    "time_share",
     "mult_adds", "mac_bytes", "mult_adds_share", "mac_share", "gflops_per_s", "gb_per_s",
 ]  # fmt: skip
 SHARES = ("time_share", "mult_adds_share", "mac_share")
@@ -142,6 +143,7 @@ def layer_table(model: nn.Module, records: list[OpRecord], timed: TimedRows) -> 
             {
                 "module": row.module,
                 "op": row.op,
+                "output_shape": record.output_shape if record else "",
                 "category": category,
                 "conv_kind": kind,
                 "matched": row.matched,
