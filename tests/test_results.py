@@ -147,6 +147,8 @@ def test_summary_reproduced_when_orderings_agree() -> None:
         "paper_norm",
         "unit",
         "doubtful",
+        "ours_norm_low",
+        "ours_norm_high",
     ]
     assert list(summary.table["ours_norm"]) == [1.0, 0.75, 0.5, 0.25]
     assert "reproduced" in summary.sentence and "c0 is fastest" in summary.sentence
