@@ -109,8 +109,8 @@ def test_kill_between_samples_and_row_loses_nothing(
     out = tmp_path / "run"
     real = runner.write_samples
 
-    def write_then_die(run_dir: Path, samples: dict) -> None:
-        real(run_dir, samples)
+    def write_then_die(run_dir: Path, samples: dict, *rounds: dict) -> None:
+        real(run_dir, samples, *rounds)
         if len(samples) == 3:  # the third case's samples are on disk, its row is not
             os.kill(os.getpid(), signal.SIGKILL)
 
