@@ -151,6 +151,7 @@ def test_summary_reproduced_when_orderings_agree() -> None:
         "ours_norm_high",
     ]
     assert list(summary.table["ours_norm"]) == [1.0, 0.75, 0.5, 0.25]
+    assert not summary.table["doubtful"].any()
     assert "reproduced" in summary.sentence and "c0 is fastest" in summary.sentence
     assert (summary.guideline, summary.device, summary.column) == ("G1", "cpu", "x1")
 
