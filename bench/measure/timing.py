@@ -185,22 +185,8 @@ def measure_latency(
         target = Target(device, dtype, n_threads, str(mode), channels_last)
         engine.check(target)
         model, inputs = prepare(model, shape, batch, device, dtype, channels_last)
-        try:
-            run = _run_timed(model, inputs, engine, target, rule, clock)
-        except (AssertionError, TypeError, IndexError, RuntimeError) as exc:
-            raise forward_failure(exc, model, shape) from None
+        run = _run_timed(model, inputs, engine, target, rule, clock)
     return build_result(run, target, batch, dtype_label, rule.confidence)
-
-
-def forward_failure(exc: Exception, model: nn.Module, shape: tuple[int, ...]) -> Exception:
-    """A forward that refused its input as one BenchError line; allocation failures unchanged."""
-    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
-        return exc
-    name = getattr(model, "spec", type(model).__name__)
-    return BenchError(
-        f"cannot run {name} at input {format_input_shape(shape)}: "
-        f"{type(exc).__name__}: {first_line(exc)}"
-    )
 
 
 def build_result(
