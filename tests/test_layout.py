@@ -15,6 +15,7 @@ MAX_LINES = 500
 # packages that only one code path needs.
 LAZY_ALLOWED = {
     "fvcore.nn",
+    "pandas",  # counting's per-op tables only: `bench count` never pays its 0.9 s import
     "onnx",
     "torchvision",
     "torchvision.ops",

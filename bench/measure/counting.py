@@ -13,9 +13,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.multiprocessing.reductions import StorageWeakRef
@@ -33,6 +32,9 @@ from bench.measure.rules import (
     resolve_rules,
     tensors_in,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PER_OP_COLUMNS = ["op", "kind", "calls", "mult_adds", "mac_elements", "mac_bytes"]
 PER_LAYER_COLUMNS = [
@@ -175,8 +177,17 @@ class CountResult:
     batch: int
     dtype: str
     mult_adds_fvcore: int | None = None
-    per_op: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PER_OP_COLUMNS))
-    per_layer: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PER_LAYER_COLUMNS))
+    records: list[OpRecord] = field(default_factory=list, repr=False)  # every op call, in order
+
+    @property
+    def per_op(self) -> pd.DataFrame:
+        """One row per aten op: calls and summed mult-adds / MAC, in order of first use."""
+        return per_op_table(self.records)
+
+    @property
+    def per_layer(self) -> pd.DataFrame:
+        """One row per non-free op call with its module path, costs and shares of the totals."""
+        return per_layer_table(self.records)
 
     def to_dict(self) -> dict:
         """JSON-ready dict of the scalar fields (no DataFrames)."""
@@ -198,6 +209,8 @@ class CountResult:
 
 def per_op_table(records: list[OpRecord]) -> pd.DataFrame:
     """One row per aten op: calls and summed mult-adds / MAC, in order of first use."""
+    import pandas as pd  # on demand: most counts never build a table (0.9 s of start-up)
+
     frame = pd.DataFrame([vars(r) for r in records], columns=RECORD_FIELDS)
     grouped = frame.groupby(["op", "kind"], sort=False)
     table = grouped[["mult_adds", "mac_elements", "mac_bytes"]].sum().reset_index()
@@ -207,6 +220,8 @@ def per_op_table(records: list[OpRecord]) -> pd.DataFrame:
 
 def per_layer_table(records: list[OpRecord]) -> pd.DataFrame:
     """One row per non-free op call: module path, op, output shape, costs and shares of totals."""
+    import pandas as pd  # on demand, as in per_op_table
+
     rows = [vars(r) for r in records if r.kind != "free"]
     frame = pd.DataFrame(rows, columns=RECORD_FIELDS)
     for column, total_of in (("mult_adds_share", "mult_adds"), ("mac_share", "mac_bytes")):
@@ -329,6 +344,5 @@ def totals_from_records(records: list[OpRecord], peak: int, params: int) -> Coun
         input="",
         batch=0,
         dtype="",
-        per_op=per_op_table(records),
-        per_layer=per_layer_table(records),
+        records=records,
     )
