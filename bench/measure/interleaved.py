@@ -38,6 +38,7 @@ from bench.runtimes import get_runtime
 from bench.runtimes.base import Target
 
 Member = nn.Module | str | tuple[nn.Module | str, tuple[int, ...] | None]
+RATIO_PRECISION = math.sqrt(2.0)  # two medians within +-p each: their ratio within about +-p*1.41
 
 
 def measure_interleaved(
@@ -57,6 +58,8 @@ def measure_interleaved(
 
     A member is a model, a spec, or a (model or spec, input shape) pair. `budget_s` bounds the
     whole group: each warm-up gets at most a quarter of its share, the rounds what is left.
+    Rounds stop when every paired ratio is known to `rel_precision` x sqrt(2): as precise as the
+    ratio of two medians each measured alone to `rel_precision`.
     """
     if not members:
         raise BenchError("measure_interleaved needs at least one model")
@@ -71,7 +74,8 @@ def measure_interleaved(
         built = [_build(m, batch, target) for m in members]
         labels = [label for _, label in built]
         warm = [warm_session(*b, engine, target, warm_budget, clock) for b, _ in built]
-        rule = RoundRule(rel_precision, budget_s=max(budget_s - (clock() - start), 0.0))
+        precision = rel_precision * RATIO_PRECISION
+        rule = RoundRule(precision, budget_s=max(budget_s - (clock() - start), 0.0))
         with mode_context(target.mode):
             rounds = interleaved_rounds([_per_iteration(w) for w in warm], clock, rule)
     return [

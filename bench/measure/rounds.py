@@ -34,7 +34,7 @@ class RoundRule:
     max_rounds: int = 400
     budget_s: float = 20.0
     burst_s: float = 0.02
-    min_burst: int = 2
+    min_burst: int = 1
 
 
 @dataclass(frozen=True)
