@@ -8,12 +8,12 @@ import errno
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,15 +92,17 @@ def run_until_killed(body: Callable[[], object], timeout: float = 120) -> int:
             body()
         finally:
             os._exit(3)  # reached only when the chosen point never came
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    raise AssertionError("the child never reached the chosen point")
+    pidfd = os.pidfd_open(pid)  # readable once the child has ended: no polling
+    try:
+        ended, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    if not ended:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the child never reached the chosen point")
+    _, status = os.waitpid(pid, 0)
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
 
 
 def test_kill_between_samples_and_row_loses_nothing(
