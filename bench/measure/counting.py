@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -145,21 +146,31 @@ class CountingMode(TorchDispatchMode):
 
 
 @contextmanager
-def module_tracking(model: nn.Module, stack: list[str]) -> Iterator[None]:
-    """Keep `stack[-1]` equal to the path of the innermost module running (hooks removed after)."""
+def module_hooks(
+    model: nn.Module, enter: Callable[[str], object], leave: Callable[[], object]
+) -> Iterator[None]:
+    """`enter(path)` before and `leave()` after every module's forward (hooks removed after)."""
 
-    def leave(*_: Any) -> None:
-        stack.pop()
+    def before(_module: nn.Module, _inputs: Any, name: str) -> None:  # None: inputs unchanged
+        enter(name)
+
+    def after(*_: Any) -> None:  # None: the output unchanged
+        leave()
 
     handles = []
     for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(lambda *_, n=name: stack.append(n)))
-        handles.append(module.register_forward_hook(leave))
+        handles.append(module.register_forward_pre_hook(partial(before, name=name)))
+        handles.append(module.register_forward_hook(after))
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+def module_tracking(model: nn.Module, stack: list[str]) -> AbstractContextManager[None]:
+    """Keep `stack[-1]` equal to the path of the innermost module running."""
+    return module_hooks(model, stack.append, stack.pop)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler import record_function
 from torch.profiler import ProfilerActivity, profile
 
+from bench.measure.counting import module_hooks
 from bench.measure.op_matching import OpNode, ProfiledOp
 
 MODULE_RANGE = "bench.module:"
@@ -40,21 +41,14 @@ def module_ranges(model: nn.Module) -> Iterator[None]:
     """A profiler range named after each module's path around its forward (hooks removed after)."""
     open_ranges: list[record_function] = []
 
-    def enter(*_: Any, name: str) -> None:
+    def enter(name: str) -> None:
         open_ranges.append(record_function(MODULE_RANGE + name).__enter__())
 
-    def leave(*_: Any) -> None:
+    def leave() -> None:
         open_ranges.pop().__exit__(None, None, None)
 
-    handles = []
-    for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(lambda *a, n=name: enter(*a, name=n)))
-        handles.append(module.register_forward_hook(leave))
-    try:
+    with module_hooks(model, enter, leave):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
